@@ -1,0 +1,25 @@
+"""zoblib: joblib's dump/load, Memory and Parallel, rebuilt storage-first on Zarr v3 and HDF5."""
+
+from zoblib._version import __version__
+from zoblib.errors import (
+    ArchiveCorruptedError,
+    ArchiveError,
+    ArchiveNotFoundError,
+    ArchiveVersionError,
+    CompressionError,
+    HashingError,
+    ZoblibError,
+    ZoblibWarning,
+)
+
+__all__ = [
+    "ArchiveCorruptedError",
+    "ArchiveError",
+    "ArchiveNotFoundError",
+    "ArchiveVersionError",
+    "CompressionError",
+    "HashingError",
+    "ZoblibError",
+    "ZoblibWarning",
+    "__version__",
+]
