@@ -1,6 +1,7 @@
 """zoblib: joblib's dump/load, Memory and Parallel, rebuilt storage-first on Zarr v3 and HDF5."""
 
 from zoblib._version import __version__
+from zoblib.archive import LazyArray, dump, load, register_compressor
 from zoblib.errors import (
     ArchiveCorruptedError,
     ArchiveError,
@@ -19,7 +20,11 @@ __all__ = [
     "ArchiveVersionError",
     "CompressionError",
     "HashingError",
+    "LazyArray",
     "ZoblibError",
     "ZoblibWarning",
     "__version__",
+    "dump",
+    "load",
+    "register_compressor",
 ]

@@ -57,3 +57,30 @@ class HashingError(ZoblibError, TypeError):
 
 class ZoblibWarning(UserWarning):
     """Base class of zoblib's warnings."""
+
+
+class UnknownBackendError(ZoblibError, ValueError):
+    """A parallel backend name that is not registered; the message lists the known ones."""
+
+
+class WorkerDiedError(ZoblibError, RuntimeError):
+    """A worker process ended abruptly (crash, ``os._exit``, a signal such as the OOM killer's).
+
+    ``exit_codes`` holds the exit codes seen (negative: killed by that signal number), empty
+    when the backend could not tell. The pool is shut down; the next call starts new workers.
+    """
+
+    def __init__(self, message: str, exit_codes: tuple[int, ...] = ()) -> None:
+        self.exit_codes = exit_codes
+        super().__init__(message)
+
+
+class ParallelTimeoutError(ZoblibError, TimeoutError):
+    """A parallel task ran longer than the ``timeout`` given to ``Parallel``."""
+
+
+class RemoteTaskError(ZoblibError, RuntimeError):
+    """A task failed in a worker with an exception that could not be sent back as it was.
+
+    The message holds the original exception's type, message and the worker's traceback.
+    """

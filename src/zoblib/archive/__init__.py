@@ -1,0 +1,7 @@
+"""The archive format: dump/load, the pickle skeleton, codecs, containers and lazy arrays."""
+
+from zoblib.archive.api import dump, load
+from zoblib.archive.compression import register_compressor
+from zoblib.archive.lazy import LazyArray
+
+__all__ = ["LazyArray", "dump", "load", "register_compressor"]

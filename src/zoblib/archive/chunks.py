@@ -1,0 +1,112 @@
+"""Cutting arrays into stored chunks and putting decoded chunks back together.
+
+Writing never copies a big array whole: uncompressed single-chunk arrays stream their own memory
+in slices, and compressed arrays are encoded one chunk (a few MiB) at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from zoblib.archive.nodes import ArrayNode
+
+Buffer = memoryview
+#: Size of the slices an uncompressed array is written in.
+STREAM_PIECE_NBYTES = 64 << 20
+
+
+def storage_order(array: np.ndarray[Any, Any]) -> str:
+    """'F' for arrays that are Fortran- but not C-contiguous, else 'C'."""
+    return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+
+
+def byte_view(array: np.ndarray[Any, Any], order: str) -> np.ndarray[Any, Any]:
+    """A flat uint8 view of a contiguous ``array``'s memory in ``order`` (no copy)."""
+    flat = array.T.reshape(-1) if order == "F" else array.reshape(-1)
+    return flat.view(np.uint8)
+
+
+def raw_pieces(array: np.ndarray[Any, Any], order: str) -> Iterator[Buffer]:
+    """The bytes of ``array`` in ``order`` as a stream of slices of bounded size.
+
+    A contiguous array yields views of its own memory; any other is copied one slab at a time.
+    """
+    contiguous = array.flags.f_contiguous if order == "F" else array.flags.c_contiguous
+    if contiguous:
+        data = byte_view(array, order)
+        for start in range(0, data.size, STREAM_PIECE_NBYTES):
+            yield data[start : start + STREAM_PIECE_NBYTES].data
+        return
+    rows = array.reshape(1) if array.ndim == 0 else array
+    row_nbytes = max(math.prod(rows.shape[1:]) * rows.dtype.itemsize, 1)
+    step = max(STREAM_PIECE_NBYTES // row_nbytes, 1)
+    for start in range(0, rows.shape[0], step):
+        yield byte_view(np.ascontiguousarray(rows[start : start + step]), "C").data
+
+
+def chunk_region(node: ArrayNode, index: tuple[int, ...]) -> tuple[slice, ...]:
+    """The part of the array that chunk ``index`` covers."""
+    return tuple(
+        slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, node.chunk_shape, node.shape, strict=True)
+    )
+
+
+def chunk_array(array: np.ndarray[Any, Any], node: ArrayNode, index: tuple[int, ...]) -> Any:
+    """The chunk ``index`` of ``array`` in storage order, padded to the full chunk shape."""
+    part = array[chunk_region(node, index)]
+    if part.shape != node.chunk_shape:
+        padded = np.zeros(node.chunk_shape, dtype=array.dtype, order=_order(node.order))
+        padded[tuple(slice(0, n) for n in part.shape)] = part
+        part = padded
+    part = np.asfortranarray(part) if node.order == "F" else np.ascontiguousarray(part)
+    return byte_view(part, node.order).view(_codec_view_dtype(array.dtype))
+
+
+def _order(order: str) -> Literal["C", "F"]:
+    return "F" if order == "F" else "C"
+
+
+def empty_array(shape: tuple[int, ...], dtype: np.dtype[Any], order: str) -> np.ndarray[Any, Any]:
+    """An uninitialised array of ``shape`` in memory ``order``."""
+    out: np.ndarray[Any, Any] = np.empty(shape, dtype=dtype, order=_order(order))
+    return out
+
+
+def _codec_view_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    # Codecs see items as opaque words of the dtype's size, so Blosc shuffles by item.
+    return np.dtype(f"V{dtype.itemsize}") if dtype.itemsize > 1 else np.dtype(np.uint8)
+
+
+def encoded_chunks(
+    array: np.ndarray[Any, Any], node: ArrayNode
+) -> Iterator[tuple[tuple[int, ...], Sequence[Buffer] | Iterator[Buffer]]]:
+    """Every chunk of ``array`` as stored: ``(grid index, byte pieces)``."""
+    if node.codec is None and node.is_single_chunk:
+        for index in node.chunk_indices():
+            yield index, raw_pieces(array, node.order)
+        return
+    for index in node.chunk_indices():
+        chunk = chunk_array(array, node, index)
+        data = chunk if node.codec is None else node.codec.encode(chunk)
+        yield index, [memoryview(data).cast("B")]
+
+
+def decode_chunk(node: ArrayNode, encoded: Any) -> np.ndarray[Any, Any]:
+    """A stored chunk as an array of the full chunk shape."""
+    raw = encoded if node.codec is None else node.codec.decode(encoded)
+    flat = np.frombuffer(raw, dtype=np.uint8)
+    if flat.size != node.chunk_nbytes:
+        raise ValueError(f"chunk holds {flat.size} bytes, expected {node.chunk_nbytes}")
+    return flat.view(node.dtype).reshape(node.chunk_shape, order=node.order)  # type: ignore[call-overload,no-any-return]
+
+
+def assemble(node: ArrayNode, read_encoded: Any, out: np.ndarray[Any, Any]) -> None:
+    """Fill ``out`` (the whole array) from every chunk, read with ``read_encoded(index)``."""
+    for index in node.chunk_indices():
+        region = chunk_region(node, index)
+        chunk = decode_chunk(node, read_encoded(index))
+        out[region] = chunk[tuple(slice(0, s.stop - s.start) for s in region)]

@@ -1,0 +1,61 @@
+"""Containers: where an archive lives. One module per container, chosen by name or filename."""
+
+from __future__ import annotations
+
+import os
+from typing import IO
+
+from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter
+from zoblib.archive.containers.directory import DirectoryReader, DirectoryWriter
+from zoblib.archive.containers.zip import ZipReader, ZipWriter
+from zoblib.errors import ArchiveError, ArchiveNotFoundError
+
+__all__ = [
+    "ByteRange",
+    "ContainerReader",
+    "ContainerWriter",
+    "container_format",
+    "open_reader",
+    "open_writer",
+]
+
+#: Container names accepted by ``dump(..., format=...)``.
+FORMATS = ("zip", "zarr")
+_DIRECTORY_SUFFIXES = (".zarr",)
+
+
+def container_format(filename: str | os.PathLike[str] | IO[bytes], format: str | None) -> str:
+    """The container for ``filename``: ``format`` if given, else from the name's ending."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ArchiveError(None, f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
+        return format
+    if isinstance(filename, (str, os.PathLike)):
+        name = os.fspath(filename).rstrip("/\\").lower()
+        if name.endswith(_DIRECTORY_SUFFIXES):
+            return "zarr"
+    return "zip"
+
+
+def open_writer(target: str | IO[bytes], format: str) -> ContainerWriter:
+    """A writer for a new archive at ``target`` in container ``format``."""
+    if format == "zarr":
+        if not isinstance(target, str):
+            raise ArchiveError(None, "the directory container needs a path, not a file object")
+        return DirectoryWriter(target)
+    return ZipWriter(target)
+
+
+def open_reader(source: str | IO[bytes]) -> ContainerReader:
+    """A reader for the archive at ``source``, whatever its container."""
+    if not isinstance(source, str):
+        name = getattr(source, "name", None)
+        if isinstance(name, str) and os.path.isfile(name) and source.seekable():
+            source.seek(0)
+            return ZipReader(name)
+        return ZipReader(source)
+    if os.path.isdir(source):
+        return DirectoryReader(source)
+    if not os.path.exists(source):
+        raise ArchiveNotFoundError(source, "no such file or directory")
+    return ZipReader(source)

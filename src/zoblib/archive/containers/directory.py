@@ -1,0 +1,67 @@
+"""The directory container: a Zarr v3 directory store (names ending in ``.zarr``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from typing import ClassVar
+
+from zoblib.archive.containers.base import ByteRange, read_exactly
+from zoblib.archive.containers.staging import replace_directory, staging_path
+from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
+
+
+class DirectoryWriter(ZarrStoreWriter):
+    """Writes the store into a staging directory beside the target, then renames it."""
+
+    format_name: ClassVar[str] = "zarr"
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.staging = staging_path(self.path)
+        os.mkdir(self.staging)
+        self._made_dirs: set[str] = {self.staging}
+
+    def _put(self, key: str, pieces: Iterable[memoryview], nbytes: int, *, align: bool) -> None:
+        target = os.path.join(self.staging, key)
+        parent = os.path.dirname(target)
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            for piece in pieces:
+                view = piece
+                while len(view):
+                    view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+    def commit(self) -> list[str]:
+        replace_directory(self.staging, self.path)
+        return [self.path]
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class DirectoryReader(ZarrStoreReader):
+    """Reads a Zarr v3 directory store; every chunk is its own file, so all can be memmapped."""
+
+    format_name: ClassVar[str] = "zarr"
+    supports_memmap: ClassVar[bool] = True
+
+    def _locate(self, key: str) -> ByteRange | None:
+        file_path = os.path.join(self.path, *key.split("/"))
+        try:
+            return ByteRange(file_path, 0, os.stat(file_path).st_size)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _read_range(self, where: ByteRange, out: memoryview, offset: int) -> None:
+        fd = os.open(where.path, os.O_RDONLY)
+        try:
+            read_exactly(fd, out, where.offset + offset, where.path)
+        finally:
+            os.close(fd)

@@ -1,0 +1,152 @@
+"""The single-file container: a ZIP file laid out as a Zarr v3 store (zarr's ``ZipStore``).
+
+Members are stored uncompressed (chunks are compressed by their own codecs); the data of every
+raw chunk starts at a multiple of 4096 bytes in the file (the local header's extra field is
+padded, as Android's zipalign does), so ``np.memmap`` can map it in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import zipfile
+from collections.abc import Iterable
+from typing import IO, ClassVar
+
+from zoblib.archive.containers.base import ByteRange, read_exactly
+from zoblib.archive.containers.staging import replace_file, staging_path
+from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
+from zoblib.errors import ArchiveCorruptedError, ArchiveError
+
+ALIGNMENT = 4096
+_PADDING_HEADER_ID = 0xD935  # the extra-field id zipalign uses for padding
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+_ZIP64_EXTRA_NBYTES = 20
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # reproducible files: no timestamps
+
+
+class ZipWriter(ZarrStoreWriter):
+    """Writes the ZIP aside (or into a caller's open binary file) and renames it into place."""
+
+    format_name: ClassVar[str] = "zip"
+
+    def __init__(self, target: str | IO[bytes]) -> None:
+        self.target = target
+        if isinstance(target, str):
+            self.path: str | None = os.path.abspath(target)
+            self.staging: str | None = staging_path(self.path)
+            self._file: IO[bytes] = open(self.staging, "xb")  # noqa: SIM115 - closed in commit/abort
+        else:
+            self.path = self.staging = None
+            self._file = target
+        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def _put(self, key: str, pieces: Iterable[memoryview], nbytes: int, *, align: bool) -> None:
+        info = zipfile.ZipInfo(key, date_time=_FIXED_DATE)
+        info.compress_type = zipfile.ZIP_STORED
+        info.file_size = nbytes
+        if align:
+            header_start = self._file.tell()
+            fixed = _LOCAL_HEADER.size + len(key.encode()) + 4 + _ZIP64_EXTRA_NBYTES
+            padding = -(header_start + fixed) % ALIGNMENT
+            info.extra = struct.pack("<HH", _PADDING_HEADER_ID, padding) + bytes(padding)
+        with self._zip.open(info, "w", force_zip64=align) as member:
+            for piece in pieces:
+                member.write(piece)
+
+    def commit(self) -> list[str]:
+        self._zip.close()
+        if self.staging is None or self.path is None:
+            name = getattr(self.target, "name", None)
+            return [name] if isinstance(name, str) else []
+        self._file.flush()
+        self._file.close()
+        replace_file(self.staging, self.path)
+        return [self.path]
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._zip.close()
+        if self.staging is not None:
+            self._file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.staging)
+
+
+class ZipReader(ZarrStoreReader):
+    """Reads a ZIP archive by byte ranges: the central directory once, then ``pread``."""
+
+    format_name: ClassVar[str] = "zip"
+
+    def __init__(self, source: str | IO[bytes]) -> None:
+        if isinstance(source, str):
+            super().__init__(source)
+            self._buffer: bytes | None = None
+            self.supports_memmap = True  # type: ignore[misc]
+            self._fd: int | None = os.open(source, os.O_RDONLY)
+            handle: IO[bytes] = open(self._fd, "rb", closefd=False)  # noqa: SIM115
+        else:
+            super().__init__(str(getattr(source, "name", "<file object>")))
+            source.seek(0)
+            self._buffer = source.read()
+            self._fd = None
+            handle = io.BytesIO(self._buffer)
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                self._members = {info.filename: info for info in archive.infolist()}
+        except zipfile.BadZipFile as exc:
+            self.close()
+            raise ArchiveError(self.path, f"not a zoblib archive (not a readable ZIP file: {exc})") from exc
+        except (OSError, EOFError, struct.error) as exc:
+            self.close()
+            raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc}") from exc
+        finally:
+            handle.close()
+        self._ranges: dict[str, ByteRange] = {}
+
+    def _locate(self, key: str) -> ByteRange | None:
+        where = self._ranges.get(key)
+        if where is not None:
+            return where
+        info = self._members.get(key)
+        if info is None:
+            return None
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ArchiveError(self.path, f"member {key!r} is ZIP-compressed; zoblib stores members raw")
+        header = bytearray(_LOCAL_HEADER.size)
+        self._read_absolute(memoryview(header), info.header_offset)
+        fields = _LOCAL_HEADER.unpack(header)
+        if fields[0] != _LOCAL_HEADER_SIGNATURE:
+            raise ArchiveCorruptedError(self.path, f"bad local header for member {key!r}")
+        name_len, extra_len = fields[-2], fields[-1]
+        data_offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        where = ByteRange(self.path, data_offset, info.file_size)
+        self._ranges[key] = where
+        return where
+
+    def _read_absolute(self, out: memoryview, offset: int) -> None:
+        if self._buffer is not None:
+            end = offset + len(out)
+            if end > len(self._buffer):
+                raise EOFError(f"{self.path!r} ends before byte {end}")
+            out[:] = self._buffer[offset:end]
+        else:
+            assert self._fd is not None, "reader is closed"
+            read_exactly(self._fd, out, offset, self.path)
+
+    def _read_range(self, where: ByteRange, out: memoryview, offset: int) -> None:
+        try:
+            self._read_absolute(out, where.offset + offset)
+        except EOFError as exc:
+            raise ArchiveCorruptedError(self.path, f"the file is truncated: {exc}") from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()

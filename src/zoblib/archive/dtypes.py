@@ -1,0 +1,102 @@
+"""numpy dtypes in archives: the exact record zoblib reads back, and the Zarr v3 data type.
+
+zoblib reads every array with the numpy dtype it recorded (``dtype_to_json``), byte order
+included, so round trips are exact whatever zarr-python makes of the type. The Zarr ``data_type``
+is for other readers: core numeric types, zarr-python's datetime, string and structured
+extensions, and ``raw_bytes`` for anything Zarr cannot describe (the numpy dtype is then in the
+array's attributes).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+
+def can_extract(dtype: np.dtype[Any]) -> bool:
+    """Whether arrays of ``dtype`` can be stored as raw bytes (no Python object pointers)."""
+    return not dtype.hasobject and dtype.itemsize > 0
+
+
+def dtype_to_json(dtype: np.dtype[Any]) -> Any:
+    """A JSON value that :func:`dtype_from_json` turns back into exactly ``dtype``."""
+    if dtype.fields is None and dtype.subdtype is None:
+        return dtype.str
+    return _descr_to_json(np.lib.format.dtype_to_descr(dtype))
+
+
+def _descr_to_json(descr: Any) -> Any:
+    if isinstance(descr, (list, tuple)):
+        return [_descr_to_json(item) for item in descr]
+    if isinstance(descr, dict):
+        return {"__dict_descr__": {key: _descr_to_json(value) for key, value in descr.items()}}
+    return descr
+
+
+def dtype_from_json(value: Any) -> np.dtype[Any]:
+    """The numpy dtype recorded by :func:`dtype_to_json`."""
+    if isinstance(value, str):
+        return np.dtype(value)
+    return np.lib.format.descr_to_dtype(_json_to_descr(value))
+
+
+def _json_to_descr(value: Any) -> Any:
+    if isinstance(value, dict):
+        inner = value["__dict_descr__"]
+        return {key: _json_to_descr(item) for key, item in inner.items()}
+    if isinstance(value, list):
+        if value and all(isinstance(field, list) for field in value):
+            return [_json_to_field(field) for field in value]
+        return tuple(_json_to_descr(item) for item in value)
+    return value
+
+
+def _json_to_field(field: list[Any]) -> tuple[Any, ...]:
+    name = tuple(field[0]) if isinstance(field[0], list) else field[0]
+    rest = [_json_to_descr(item) if isinstance(item, (list, dict)) else item for item in field[1:]]
+    if len(rest) == 2:
+        rest[1] = tuple(rest[1])
+    return (name, *rest)
+
+
+def zarr_data_type(dtype: np.dtype[Any]) -> tuple[Any, Any, str | None]:
+    """The Zarr v3 ``data_type``, a valid ``fill_value`` and the ``bytes`` codec's endian.
+
+    Falls back to ``raw_bytes`` of the item size when Zarr cannot describe ``dtype`` exactly.
+    """
+    endian: str | None = None
+    if dtype.fields is None and dtype.itemsize > 1 and dtype.kind not in "SV":
+        endian = "big" if dtype.byteorder == ">" else "little"
+    native = dtype.newbyteorder("=") if dtype.fields is None else dtype
+    if dtype.fields is None or _is_little_or_bytes(dtype):
+        resolved = _zarr_dtype(native)
+        if resolved is not None:
+            zarr_type, fill = resolved
+            if dtype.fields is not None:
+                endian = "little"
+            return zarr_type, fill, endian
+    raw = {"name": "raw_bytes", "configuration": {"length_bytes": dtype.itemsize}}
+    return raw, "", None
+
+
+def _is_little_or_bytes(dtype: np.dtype[Any]) -> bool:
+    if dtype.fields is None:
+        return dtype.byteorder in "<|" or dtype.itemsize == 1 or dtype.byteorder == "="
+    return all(_is_little_or_bytes(dtype.fields[name][0]) for name in dtype.names or ())
+
+
+def _zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
+    from zarr.dtype import parse_data_type  # type: ignore[attr-defined]  # import late: zarr is slow to import
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zarr_type = parse_data_type(dtype, zarr_format=3)
+            if zarr_type.to_native_dtype() != dtype:
+                return None
+            fill = zarr_type.to_json_scalar(zarr_type.default_scalar(), zarr_format=3)
+            return zarr_type.to_json(zarr_format=3), fill
+    except Exception:  # zarr cannot describe it: padded structs, subarrays, ...
+        return None

@@ -1,0 +1,145 @@
+"""How one stored array is described: :class:`ArrayNode`, and its Zarr v3 ``zarr.json``.
+
+An archive stores three kinds of arrays, all as Zarr v3 arrays on a regular chunk grid:
+extracted arrays (``arrays/<i>``), packs of mid-size arrays (``packs/<i>``, one dimension) and
+the pickle skeleton (``skeleton``, bytes). Chunks hold the array's memory in ``order`` ('C', or
+'F' through Zarr's ``transpose`` codec), in the dtype's own byte order, then the compressor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numcodecs.abc import Codec
+
+from zoblib.archive.compression import codec_from_zarr, codec_to_zarr
+from zoblib.archive.dtypes import dtype_from_json, dtype_to_json, zarr_data_type
+
+#: Target size of one compressed chunk: a few MiB keeps memory flat and codecs fast.
+DEFAULT_CHUNK_NBYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class ArrayNode:
+    """One Zarr array of an archive: where it is, its type, layout and codec."""
+
+    path: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    chunk_shape: tuple[int, ...]
+    order: str = "C"
+    codec: Codec | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def chunk_nbytes(self) -> int:
+        return math.prod(self.chunk_shape) * self.dtype.itemsize
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunk_shape, strict=True))
+
+    @property
+    def is_single_chunk(self) -> bool:
+        return self.shape == self.chunk_shape or math.prod(self.grid_shape) <= 1
+
+    def chunk_indices(self) -> Iterator[tuple[int, ...]]:
+        """Every chunk's grid index, in storage order (C order of the grid)."""
+        if math.prod(self.shape) == 0:
+            return iter(())
+        return iter(np.ndindex(*self.grid_shape))
+
+    def chunk_key(self, index: tuple[int, ...]) -> str:
+        """The store key of a chunk, with Zarr's default encoding ('c/0/1')."""
+        return "/".join((self.path, "c", *map(str, index)))
+
+    # ---- manifest entries (what zoblib reads) -------------------------------------------------
+
+    def to_manifest(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "dtype": dtype_to_json(self.dtype),
+            "shape": list(self.shape),
+            "chunk_shape": list(self.chunk_shape),
+            "order": self.order,
+            "codec": None if self.codec is None else codec_to_zarr(self.codec, self.dtype.itemsize),
+        }
+        return entry
+
+    @classmethod
+    def from_manifest(cls, path: str, entry: Mapping[str, Any]) -> ArrayNode:
+        codec_spec = entry["codec"]
+        return cls(
+            path=path,
+            dtype=dtype_from_json(entry["dtype"]),
+            shape=tuple(int(n) for n in entry["shape"]),
+            chunk_shape=tuple(int(n) for n in entry["chunk_shape"]),
+            order=str(entry["order"]),
+            codec=None if codec_spec is None else codec_from_zarr(codec_spec),
+        )
+
+    # ---- zarr.json (what other readers see) ------------------------------------------------
+
+    def zarr_metadata(self) -> dict[str, Any]:
+        """The node's Zarr v3 ``zarr.json`` document."""
+        data_type, fill_value, endian = zarr_data_type(self.dtype)
+        codecs: list[dict[str, Any]] = []
+        if self.order == "F" and len(self.shape) > 1:
+            reverse = list(range(len(self.shape) - 1, -1, -1))
+            codecs.append({"name": "transpose", "configuration": {"order": reverse}})
+        codecs.append({"name": "bytes", "configuration": {"endian": endian}} if endian else {"name": "bytes"})
+        if self.codec is not None:
+            codecs.append(codec_to_zarr(self.codec, self.dtype.itemsize))
+        attributes = {"zoblib": {"dtype": dtype_to_json(self.dtype), **self.attributes}}
+        return {
+            "zarr_format": 3,
+            "node_type": "array",
+            "shape": list(self.shape),
+            "data_type": data_type,
+            "chunk_grid": {
+                "name": "regular",
+                "configuration": {"chunk_shape": [max(c, 1) for c in self.chunk_shape]},
+            },
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": fill_value,
+            "codecs": codecs,
+            "attributes": attributes,
+        }
+
+
+def group_metadata(attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A Zarr v3 group's ``zarr.json`` document."""
+    return {"zarr_format": 3, "node_type": "group", "attributes": dict(attributes or {})}
+
+
+def choose_chunk_shape(
+    shape: tuple[int, ...], itemsize: int, order: str, target_nbytes: int | None
+) -> tuple[int, ...]:
+    """A chunk shape of about ``target_nbytes`` (``None``: one chunk for the whole array).
+
+    Chunks take whole rows along the fastest-varying axes (the last ones in C order, the first
+    ones in F order), so most chunks are contiguous slabs of the array's memory.
+    """
+    whole = tuple(max(n, 1) for n in shape)
+    if target_nbytes is None or not shape:
+        return whole
+    axes = range(len(shape) - 1, -1, -1) if order == "C" else range(len(shape))
+    chunk = list(whole)
+    budget = max(target_nbytes // max(itemsize, 1), 1)
+    for axis in axes:
+        if budget >= whole[axis]:
+            budget //= whole[axis]
+            continue
+        chunk[axis] = max(budget, 1)
+        rest = [a for a in axes if (a < axis if order == "C" else a > axis)]
+        for other in rest:
+            chunk[other] = 1
+        break
+    return tuple(chunk)

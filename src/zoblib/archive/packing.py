@@ -1,0 +1,121 @@
+"""Packs: many mid-size arrays of one dtype stored end to end in one 1-D Zarr array.
+
+Creating a Zarr array costs about a millisecond, so 2,000 arrays of 256 KiB must not cost 2,000
+of them. A pack concatenates the memory of its members (each in its own C or F order); the
+archive's ``refs`` give each member's element offset, shape and order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoblib.archive.chunks import byte_view, raw_pieces, storage_order
+from zoblib.archive.containers import ContainerWriter
+from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
+
+if TYPE_CHECKING:
+    from zoblib.archive.writer import WriteOptions
+
+#: Largest pack: bounds what a plain-zarr reader of one uncompressed pack loads at once.
+PACK_MAX_NBYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class PackMember:
+    index: int  # position in the archive's refs
+    offset: int  # in elements, from the start of the pack
+    order: str
+
+
+@dataclass
+class Pack:
+    dtype: np.dtype[Any]
+    members: list[PackMember] = field(default_factory=list)
+    size: int = 0  # elements
+
+
+def plan_packs(
+    arrays: Sequence[np.ndarray[Any, Any]], indices: Sequence[int], options: WriteOptions
+) -> list[Pack]:
+    """Group arrays by dtype into packs of at most :data:`PACK_MAX_NBYTES` each."""
+    open_packs: dict[np.dtype[Any], Pack] = {}
+    packs: list[Pack] = []
+    for array, index in zip(arrays, indices, strict=True):
+        pack = open_packs.get(array.dtype)
+        if pack is None or (pack.size + array.size) * array.dtype.itemsize > PACK_MAX_NBYTES:
+            pack = open_packs[array.dtype] = Pack(array.dtype)
+            packs.append(pack)
+        pack.members.append(PackMember(index, pack.size, storage_order(array)))
+        pack.size += array.size
+    return packs
+
+
+def write_pack(
+    container: ContainerWriter,
+    path: str,
+    pack: Pack,
+    arrays: Sequence[np.ndarray[Any, Any]],
+    options: WriteOptions,
+) -> ArrayNode:
+    """Store ``pack`` as the 1-D array node ``path`` and return the node."""
+    target = None if options.codec is None else options.chunk_nbytes
+    shape = (pack.size,)
+    node = ArrayNode(
+        path,
+        pack.dtype,
+        shape,
+        choose_chunk_shape(shape, pack.dtype.itemsize, "C", target),
+        "C",
+        options.codec,
+    )
+    members = [(arrays[m.index], m.order) for m in pack.members]
+    if node.codec is None:
+        pieces = itertools.chain.from_iterable(raw_pieces(a, order) for a, order in members)
+        container.write_array(node, [((0,), pieces)])
+    else:
+        container.write_array(node, _encoded_pack_chunks(node, members))
+    return node
+
+
+def _flat_elements(array: np.ndarray[Any, Any], order: str) -> np.ndarray[Any, Any]:
+    contiguous = array.flags.f_contiguous if order == "F" else array.flags.c_contiguous
+    source = array if contiguous else np.ascontiguousarray(array)
+    return byte_view(source, order if contiguous else "C").view(array.dtype)
+
+
+def _encoded_pack_chunks(
+    node: ArrayNode, members: Sequence[tuple[np.ndarray[Any, Any], str]]
+) -> Iterator[tuple[tuple[int, ...], list[memoryview]]]:
+    assert node.codec is not None
+    chunk_len = node.chunk_shape[0]
+    buffer = np.zeros(chunk_len, dtype=node.dtype)
+    filled = 0
+    number = 0
+    for array, order in members:
+        flat = _flat_elements(array, order)
+        start = 0
+        while start < flat.size:
+            take = min(chunk_len - filled, flat.size - start)
+            buffer[filled : filled + take] = flat[start : start + take]
+            filled += take
+            start += take
+            if filled == chunk_len:
+                yield (number,), [_encode(node, buffer)]
+                number += 1
+                filled = 0
+    if filled:
+        buffer[filled:] = np.zeros(1, dtype=node.dtype)
+        yield (number,), [_encode(node, buffer)]
+
+
+def _encode(node: ArrayNode, buffer: np.ndarray[Any, Any]) -> memoryview:
+    assert node.codec is not None
+    words = byte_view(buffer, "C").view(
+        np.dtype(f"V{node.dtype.itemsize}") if node.dtype.itemsize > 1 else np.uint8
+    )
+    return memoryview(node.codec.encode(words)).cast("B")

@@ -1,0 +1,141 @@
+"""Writing one archive: pickle the skeleton, store the arrays it references, then the root."""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numcodecs.abc import Codec
+
+from zoblib._version import __version__
+from zoblib.archive.chunks import encoded_chunks, raw_pieces, storage_order
+from zoblib.archive.containers import ContainerWriter
+from zoblib.archive.dtypes import can_extract
+from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
+from zoblib.archive.packing import Pack, plan_packs, write_pack
+from zoblib.archive.skeleton import dumps_skeleton
+
+FORMAT_VERSION = 1
+SKELETON_NODE = "skeleton"
+ARRAYS_GROUP = "arrays"
+PACKS_GROUP = "packs"
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How ``dump`` lays an object out."""
+
+    codec: Codec | None = None
+    protocol: int = pickle.HIGHEST_PROTOCOL
+    #: Arrays smaller than this stay inside the pickle skeleton.
+    inline_threshold: int = 64 << 10
+    #: Arrays smaller than this (and not inline) share packs instead of a Zarr array each.
+    pack_threshold: int = 8 << 20
+    #: Target size of a compressed chunk.
+    chunk_nbytes: int = DEFAULT_CHUNK_NBYTES
+
+
+class _ArrayCollector:
+    """Collects the arrays the skeleton references, each once (by identity)."""
+
+    def __init__(self, options: WriteOptions) -> None:
+        self.options = options
+        self.reset()
+
+    def reset(self) -> None:
+        self.arrays: list[np.ndarray[Any, Any]] = []
+        self._index_by_id: dict[int, int] = {}
+
+    def extract(self, array: np.ndarray[Any, Any]) -> int | None:
+        index = self._index_by_id.get(id(array))
+        if index is not None:
+            return index
+        if array.nbytes < self.options.inline_threshold or not can_extract(array.dtype):
+            return None
+        # Keeping the array in self.arrays keeps its id from being reused while pickling.
+        self.arrays.append(array)
+        index = self._index_by_id[id(array)] = len(self.arrays) - 1
+        return index
+
+
+def write_archive(value: Any, container: ContainerWriter, options: WriteOptions) -> None:
+    """Write ``value`` as a complete archive into ``container`` (without committing it)."""
+    collector = _ArrayCollector(options)
+    skeleton, pickler = dumps_skeleton(value, options.protocol, collector.extract, collector.reset)
+    refs: list[dict[str, Any]] = [{} for _ in collector.arrays]
+    nodes: dict[str, dict[str, Any]] = {}
+    small = [i for i, a in enumerate(collector.arrays) if a.nbytes < options.pack_threshold]
+    for index, array in enumerate(collector.arrays):
+        if array.nbytes >= options.pack_threshold:
+            node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
+            container.write_array(node, encoded_chunks(array, node))
+            nodes[node.path] = node.to_manifest()
+            refs[index] = {"node": node.path}
+    packs: list[Pack] = plan_packs([collector.arrays[i] for i in small], small, options)
+    for number, pack in enumerate(packs):
+        node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, collector.arrays, options)
+        nodes[node.path] = node.to_manifest()
+        for member in pack.members:
+            refs[member.index] = {
+                "node": node.path,
+                "offset": member.offset,
+                "shape": list(collector.arrays[member.index].shape),
+                "order": member.order,
+            }
+    skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
+    container.write_array(skeleton_node, _bytes_chunks(skeleton, skeleton_node))
+    nodes[SKELETON_NODE] = skeleton_node.to_manifest()
+    attributes = {"zoblib": _root_record(options.protocol, pickler, nodes, refs)}
+    groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]
+    container.write_root(attributes, groups)
+
+
+def _array_node(path: str, array: np.ndarray[Any, Any], options: WriteOptions) -> ArrayNode:
+    order = storage_order(array)
+    target = None if options.codec is None else options.chunk_nbytes
+    chunk_shape = choose_chunk_shape(array.shape, array.dtype.itemsize, order, target)
+    return ArrayNode(path, array.dtype, array.shape, chunk_shape, order, options.codec)
+
+
+def _bytes_node(path: str, nbytes: int, options: WriteOptions) -> ArrayNode:
+    target = None if options.codec is None else options.chunk_nbytes
+    shape = (nbytes,)
+    return ArrayNode(
+        path,
+        np.dtype(np.uint8),
+        shape,
+        choose_chunk_shape(shape, 1, "C", target),
+        "C",
+        options.codec,
+    )
+
+
+def _bytes_chunks(data: bytes, node: ArrayNode) -> Iterator[tuple[tuple[int, ...], Any]]:
+    array = np.frombuffer(data, dtype=np.uint8)
+    if node.codec is None:
+        for index in node.chunk_indices():
+            yield index, raw_pieces(array, "C")
+        return
+    yield from encoded_chunks(array, node)
+
+
+def _root_record(
+    protocol: int, pickler: str, nodes: dict[str, Any], refs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "zoblib_version": __version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "byteorder": sys.byteorder,
+        "pickle_protocol": protocol,
+        "pickler": pickler,
+        "skeleton": SKELETON_NODE,
+        "nodes": nodes,
+        "refs": refs,
+    }
