@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from typing import IO, ClassVar
@@ -18,14 +20,12 @@ from typing import IO, ClassVar
 from zoblib.archive.containers.base import ByteRange, read_exactly
 from zoblib.archive.containers.staging import replace_file, staging_path
 from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
+from zoblib.archive.containers.zipformat import ZipStreamWriter
 from zoblib.errors import ArchiveCorruptedError, ArchiveError
 
 ALIGNMENT = 4096
-_PADDING_HEADER_ID = 0xD935  # the extra-field id zipalign uses for padding
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
-_ZIP64_EXTRA_NBYTES = 20
-_FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # reproducible files: no timestamps
 
 
 class ZipWriter(ZarrStoreWriter):
@@ -35,43 +35,41 @@ class ZipWriter(ZarrStoreWriter):
 
     def __init__(self, target: str | IO[bytes]) -> None:
         self.target = target
+        self.staging: str | None = None
         if isinstance(target, str):
-            self.path: str | None = os.path.abspath(target)
-            self.staging: str | None = staging_path(self.path)
-            self._file: IO[bytes] = open(self.staging, "xb")  # noqa: SIM115 - closed in commit/abort
-        else:
-            self.path = self.staging = None
+            self.staging = staging_path(os.path.abspath(target))
+            self._file: IO[bytes] = open(self.staging, "xb", buffering=0)  # noqa: SIM115
+            self._zip = ZipStreamWriter(self._file, fd=self._file.fileno())
+        elif target.seekable():
             self._file = target
-        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+            self._zip = ZipStreamWriter(target)
+        else:  # a pipe or socket: the CRCs are patched in a temporary file first
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115
+            self._zip = ZipStreamWriter(self._file)
 
     def _put(self, key: str, pieces: Iterable[memoryview], nbytes: int, *, align: bool) -> None:
-        info = zipfile.ZipInfo(key, date_time=_FIXED_DATE)
-        info.compress_type = zipfile.ZIP_STORED
-        info.file_size = nbytes
-        if align:
-            header_start = self._file.tell()
-            fixed = _LOCAL_HEADER.size + len(key.encode()) + 4 + _ZIP64_EXTRA_NBYTES
-            padding = -(header_start + fixed) % ALIGNMENT
-            info.extra = struct.pack("<HH", _PADDING_HEADER_ID, padding) + bytes(padding)
-        with self._zip.open(info, "w", force_zip64=align) as member:
-            for piece in pieces:
-                member.write(piece)
+        self._zip.add(key, pieces, nbytes, align=ALIGNMENT if align else 0)
 
     def commit(self) -> list[str]:
         self._zip.close()
-        if self.staging is None or self.path is None:
+        if self.staging is None:
+            if self._file is not self.target:
+                self._file.seek(0)
+                shutil.copyfileobj(self._file, self.target)  # type: ignore[arg-type]
+                self._file.close()
             name = getattr(self.target, "name", None)
             return [name] if isinstance(name, str) else []
-        self._file.flush()
         self._file.close()
-        replace_file(self.staging, self.path)
-        return [self.path]
+        assert isinstance(self.target, str)
+        path = os.path.abspath(self.target)
+        replace_file(self.staging, path)
+        return [path]
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._zip.close()
-        if self.staging is not None:
+        self._zip.abandon()
+        if self._file is not self.target:
             self._file.close()
+        if self.staging is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.staging)
 

@@ -1,0 +1,110 @@
+"""The demo: ``python -m zoblib.demo``. Dumps a big object graph, loads it lazily, and so on.
+
+It prints what it did and how fast, next to joblib when joblib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import zoblib
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)
+
+
+def make_model(total_mib: int) -> dict[str, Any]:
+    """A model-like object graph: big weight matrices, many small arrays, plain Python data."""
+    rng = np.random.default_rng(0)
+    rows = max(total_mib * (1 << 20) // 8 // 2 // 4096, 1)
+    return {
+        "name": "demo-model",
+        "layers": [
+            {"weights": rng.standard_normal((rows, 4096)), "bias": rng.standard_normal(4096)},
+            {"weights": np.sin(np.arange(rows * 4096, dtype=np.float64) / 5e4).reshape(rows, 4096)},
+        ],
+        "vocabulary": {f"token{i}": np.full(16, i, dtype=np.int32) for i in range(10_000)},
+        "history": [rng.random(32_768) for _ in range(200)],
+    }
+
+
+def _gbps(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / seconds / 1e9:6.2f} GB/s"
+
+
+def demo_persistence(folder: str, total_mib: int) -> None:
+    model = make_model(total_mib)
+    nbytes = sum(layer["weights"].nbytes for layer in model["layers"]) + 200 * 32_768 * 8
+    print(f"== dump/load: a model of {nbytes / 2**20:.0f} MiB (2 weight matrices, 10,000 small "
+          "arrays, 200 mid-size arrays)")
+    rows = []
+    path = os.path.join(folder, "model.pkl")
+    _, seconds = _timed(lambda: zoblib.dump(model, path))
+    rows.append(("zoblib dump", seconds, _size(path)))
+    loaded, seconds = _timed(lambda: zoblib.load(path))
+    rows.append(("zoblib load", seconds, _size(path)))
+    assert np.array_equal(loaded["layers"][1]["weights"], model["layers"][1]["weights"])
+    del loaded
+    lazy, seconds = _timed(lambda: zoblib.load(path, mmap_mode="r"))
+    rows.append(("zoblib load, mmap_mode='r'", seconds, _size(path)))
+    weights = lazy["layers"][0]["weights"]
+    print(f"   mmap load returns {type(weights).__name__} of shape {weights.shape}; "
+          f"row 7 sums to {weights[7].sum():.3f}")
+    del lazy, weights
+    compressed = os.path.join(folder, "model-compressed.pkl")
+    _, seconds = _timed(lambda: zoblib.dump(model, compressed, compress=3))
+    rows.append(("zoblib dump compress=3", seconds, _size(compressed)))
+    lazy, seconds = _timed(lambda: zoblib.load(compressed, mmap_mode="r"))
+    part, slice_seconds = _timed(lambda: lazy["layers"][1]["weights"][100:110])
+    rows.append(("zoblib lazy open compress=3", seconds, _size(compressed)))
+    rows.append(("zoblib lazy slice of 10 rows", slice_seconds, part.nbytes))
+    print(f"   compressed archive opens lazily: {lazy['layers'][1]['weights']!r}")
+    del lazy
+    try:
+        import joblib
+    except ImportError:
+        print("   (joblib is not installed: no comparison)")
+    else:
+        reference = os.path.join(folder, "model.joblib")
+        _, seconds = _timed(lambda: joblib.dump(model, reference))
+        rows.append(("joblib dump", seconds, _size(reference)))
+        _, seconds = _timed(lambda: joblib.load(reference))
+        rows.append(("joblib load", seconds, _size(reference)))
+        _, seconds = _timed(lambda: joblib.dump(model, reference + ".z", compress=3))
+        rows.append(("joblib dump compress=3", seconds, _size(reference + ".z")))
+    for label, seconds, size in rows:
+        print(f"   {label:32s} {seconds:8.3f} s  {_gbps(nbytes, seconds)}  file {size / 2**20:8.1f} MiB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the demo."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mib", type=int, default=512, help="size of the model's weights")
+    args = parser.parse_args(argv)
+    folder = tempfile.mkdtemp(prefix="zoblib-demo-")
+    try:
+        print(f"zoblib {zoblib.__version__}, numpy {np.__version__}, working in {folder}")
+        demo_persistence(folder, args.size_mib)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
