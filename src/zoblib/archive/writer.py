@@ -19,6 +19,7 @@ from zoblib.archive.dtypes import can_extract
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
+from zoblib.hashing.arrays import array_digest
 
 FORMAT_VERSION = 1
 SKELETON_NODE = "skeleton"
@@ -75,7 +76,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
             node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
             container.write_array(node, encoded_chunks(array, node))
             nodes[node.path] = node.to_manifest()
-            refs[index] = {"node": node.path}
+            refs[index] = {"node": node.path, "digest": array_digest(array)}
     packs: list[Pack] = plan_packs([collector.arrays[i] for i in small], small, options)
     for number, pack in enumerate(packs):
         node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, collector.arrays, options)
@@ -86,6 +87,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                 "offset": member.offset,
                 "shape": list(collector.arrays[member.index].shape),
                 "order": member.order,
+                "digest": array_digest(collector.arrays[member.index]),
             }
     skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
     container.write_array(skeleton_node, _bytes_chunks(skeleton, skeleton_node))
