@@ -75,8 +75,10 @@ class LazyArray:
         *,
         description: str,
         digest: str | None = None,
+        origin: tuple[str, int] | None = None,
     ) -> None:
         self._read = reader
+        self._origin = origin
         self.shape = shape
         self.dtype = dtype
         self.zoblib_digest = digest
@@ -130,6 +132,15 @@ class LazyArray:
 
     def astype(self, dtype: Any) -> np.ndarray[Any, Any]:
         return self.read().astype(dtype)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by reference (archive path and reference index), so sending a lazy array to
+        # another process sends no data; one from an in-memory file travels as its values.
+        if self._origin is None:
+            return (np.asarray, (self.read(),))
+        from zoblib.archive.reader import open_lazy_reference
+
+        return (open_lazy_reference, self._origin)
 
 
 def _materialize(value: Any) -> Any:

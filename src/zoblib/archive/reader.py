@@ -52,6 +52,7 @@ class ArchiveReader:
             )
         self.record = record
         self._grids: dict[str, ChunkGrid] = {}
+        self._current_ref = 0
         try:
             self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in record["nodes"].items()}
             self.refs: list[Mapping[str, Any]] = list(record["refs"])
@@ -91,6 +92,7 @@ class ArchiveReader:
                 self.path, f"the skeleton references array {ref_index}, which the archive lacks"
             ) from exc
         digest = ref.get("digest")
+        self._current_ref = ref_index
         if "offset" not in ref:
             return self._own_array(node, mmap_mode, digest)
         shape = tuple(int(n) for n in ref["shape"])
@@ -106,7 +108,12 @@ class ArchiveReader:
         if mmap_mode is not None:
             grid = ChunkGrid(node, self._chunk_reader(node))
             return LazyArray(
-                grid.read, node.shape, node.dtype, digest=digest, description=self._describe(node)
+                grid.read,
+                node.shape,
+                node.dtype,
+                digest=digest,
+                description=self._describe(node),
+                origin=self._origin(),
             )
         return self.read_whole(node)
 
@@ -136,7 +143,14 @@ class ArchiveReader:
             return whole if selection is None else whole[selection]
 
         if mmap_mode is not None:
-            return LazyArray(read_member, shape, node.dtype, digest=digest, description=self._describe(node))
+            return LazyArray(
+                read_member,
+                shape,
+                node.dtype,
+                digest=digest,
+                description=self._describe(node),
+                origin=self._origin(),
+            )
         return read_member()
 
     # ---- bytes -----------------------------------------------------------------------------
@@ -204,6 +218,16 @@ class ArchiveReader:
             mapped.zoblib_digest = digest
         return mapped  # type: ignore[no-any-return]
 
+    def _origin(self) -> tuple[str, int] | None:
+        return (self.path, self._current_ref) if self.container.supports_memmap else None
+
     def _describe(self, node: ArrayNode) -> str:
         codec = "none" if node.codec is None else node.codec.codec_id
         return f"chunks={node.chunk_shape} codec={codec} in {self.path!r}:{node.path}"
+
+
+def open_lazy_reference(path: str, ref_index: int) -> Any:
+    """Reopen reference ``ref_index`` of the archive at ``path`` lazily (for unpickling)."""
+    from zoblib.archive.containers import open_reader
+
+    return ArchiveReader(open_reader(path)).materialize(ref_index, "r")

@@ -16,6 +16,8 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from zoblib.archive.lazy import LazyArray
+
 #: Decides, for one array met while pickling, its reference (or ``None`` to pickle it inline).
 Extractor = Callable[[np.ndarray[Any, Any]], int | None]
 _EXTRACTABLE_TYPES = (np.ndarray, np.memmap)
@@ -36,6 +38,13 @@ class _ArrayExtraction:
     def persistent_id(self, obj: Any) -> int | None:
         if type(obj) in _EXTRACTABLE_TYPES:
             return self.extractor(obj)
+        if type(obj) is LazyArray:
+            # Store the values, not a reference to the archive it came from (which may go).
+            if not hasattr(self, "_lazy_values"):
+                self._lazy_values: dict[int, tuple[LazyArray, np.ndarray[Any, Any]]] = {}
+            if id(obj) not in self._lazy_values:
+                self._lazy_values[id(obj)] = (obj, obj.read())
+            return self.extractor(self._lazy_values[id(obj)][1])
         return None
 
     def reducer_override(self, obj: Any) -> Any:
