@@ -7,17 +7,20 @@ from zoblib.errors import (
     ArchiveError,
     ArchiveNotFoundError,
     ArchiveVersionError,
+    ChecksumError,
     CompressionError,
     HashingError,
     ZoblibError,
     ZoblibWarning,
 )
+from zoblib.hashing import hash
 
 __all__ = [
     "ArchiveCorruptedError",
     "ArchiveError",
     "ArchiveNotFoundError",
     "ArchiveVersionError",
+    "ChecksumError",
     "CompressionError",
     "HashingError",
     "LazyArray",
@@ -25,6 +28,7 @@ __all__ = [
     "ZoblibWarning",
     "__version__",
     "dump",
+    "hash",
     "load",
     "register_compressor",
 ]

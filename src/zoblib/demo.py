@@ -52,8 +52,10 @@ def _gbps(nbytes: int, seconds: float) -> str:
 def demo_persistence(folder: str, total_mib: int) -> None:
     model = make_model(total_mib)
     nbytes = sum(layer["weights"].nbytes for layer in model["layers"]) + 200 * 32_768 * 8
-    print(f"== dump/load: a model of {nbytes / 2**20:.0f} MiB (2 weight matrices, 10,000 small "
-          "arrays, 200 mid-size arrays)")
+    print(
+        f"== dump/load: a model of {nbytes / 2**20:.0f} MiB (2 weight matrices, 10,000 small "
+        "arrays, 200 mid-size arrays)"
+    )
     rows = []
     path = os.path.join(folder, "model.pkl")
     _, seconds = _timed(lambda: zoblib.dump(model, path))
@@ -61,22 +63,22 @@ def demo_persistence(folder: str, total_mib: int) -> None:
     loaded, seconds = _timed(lambda: zoblib.load(path))
     rows.append(("zoblib load", seconds, _size(path)))
     assert np.array_equal(loaded["layers"][1]["weights"], model["layers"][1]["weights"])
-    del loaded
-    lazy, seconds = _timed(lambda: zoblib.load(path, mmap_mode="r"))
+    mapped, seconds = _timed(lambda: zoblib.load(path, mmap_mode="r"))
     rows.append(("zoblib load, mmap_mode='r'", seconds, _size(path)))
-    weights = lazy["layers"][0]["weights"]
-    print(f"   mmap load returns {type(weights).__name__} of shape {weights.shape}; "
-          f"row 7 sums to {weights[7].sum():.3f}")
-    del lazy, weights
+    weights = mapped["layers"][0]["weights"]
+    print(
+        f"   mmap load returns {type(weights).__name__} of shape {weights.shape}; "
+        f"row 7 sums to {weights[7].sum():.3f}"
+    )
     compressed = os.path.join(folder, "model-compressed.pkl")
     _, seconds = _timed(lambda: zoblib.dump(model, compressed, compress=3))
     rows.append(("zoblib dump compress=3", seconds, _size(compressed)))
-    lazy, seconds = _timed(lambda: zoblib.load(compressed, mmap_mode="r"))
-    part, slice_seconds = _timed(lambda: lazy["layers"][1]["weights"][100:110])
+    opened, seconds = _timed(lambda: zoblib.load(compressed, mmap_mode="r"))
+    lazy_weights = opened["layers"][1]["weights"]
+    part, slice_seconds = _timed(lambda: lazy_weights[100:110])
     rows.append(("zoblib lazy open compress=3", seconds, _size(compressed)))
     rows.append(("zoblib lazy slice of 10 rows", slice_seconds, part.nbytes))
-    print(f"   compressed archive opens lazily: {lazy['layers'][1]['weights']!r}")
-    del lazy
+    print(f"   compressed archive opens lazily: {lazy_weights!r}")
     try:
         import joblib
     except ImportError:

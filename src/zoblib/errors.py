@@ -7,6 +7,7 @@ The tree::
     │   ├── ArchiveNotFoundError(FileNotFoundError)   no archive at the given path
     │   ├── ArchiveVersionError          written by a newer format version than this zoblib reads
     │   └── ArchiveCorruptedError        truncated, damaged or inconsistent contents
+    │       └── ChecksumError            stored bytes that do not match their checksum
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
     └── HashingError(TypeError)          an object that cannot be hashed
 
@@ -84,3 +85,7 @@ class RemoteTaskError(ZoblibError, RuntimeError):
 
     The message holds the original exception's type, message and the worker's traceback.
     """
+
+
+class ChecksumError(ArchiveCorruptedError):
+    """A stored chunk or skeleton does not match its checksum: the file was damaged."""

@@ -12,6 +12,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from zoblib.archive.integrity import (
+    ChecksumMismatch,
+    checksum,
+    checksum_bytes,
+    split_checksum,
+    with_checksum,
+)
 from zoblib.archive.nodes import ArrayNode
 
 Buffer = memoryview
@@ -63,7 +70,7 @@ def chunk_array(array: np.ndarray[Any, Any], node: ArrayNode, index: tuple[int, 
         padded[tuple(slice(0, n) for n in part.shape)] = part
         part = padded
     part = np.asfortranarray(part) if node.order == "F" else np.ascontiguousarray(part)
-    return byte_view(part, node.order).view(_codec_view_dtype(array.dtype))
+    return byte_view(part, node.order).view(codec_view_dtype(array.dtype))
 
 
 def _order(order: str) -> Literal["C", "F"]:
@@ -76,7 +83,7 @@ def empty_array(shape: tuple[int, ...], dtype: np.dtype[Any], order: str) -> np.
     return out
 
 
-def _codec_view_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+def codec_view_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     # Codecs see items as opaque words of the dtype's size, so Blosc shuffles by item.
     return np.dtype(f"V{dtype.itemsize}") if dtype.itemsize > 1 else np.dtype(np.uint8)
 
@@ -87,16 +94,34 @@ def encoded_chunks(
     """Every chunk of ``array`` as stored: ``(grid index, byte pieces)``."""
     if node.codec is None and node.is_single_chunk:
         for index in node.chunk_indices():
-            yield index, raw_pieces(array, node.order)
+            pieces = raw_pieces(array, node.order)
+            yield index, with_checksum(pieces) if node.checksum else pieces
         return
     for index in node.chunk_indices():
-        chunk = chunk_array(array, node, index)
-        data = chunk if node.codec is None else node.codec.encode(chunk)
-        yield index, [memoryview(data).cast("B")]
+        yield index, encode_chunk(node, chunk_array(array, node, index))
 
 
-def decode_chunk(node: ArrayNode, encoded: Any) -> np.ndarray[Any, Any]:
-    """A stored chunk as an array of the full chunk shape."""
+def encode_chunk(node: ArrayNode, chunk: Any) -> list[memoryview]:
+    """The stored pieces of one chunk (given as the codec's view of its bytes)."""
+    data = memoryview(chunk if node.codec is None else node.codec.encode(chunk)).cast("B")
+    if not node.checksum:
+        return [data]
+    return [data, memoryview(checksum_bytes(checksum(data)))]
+
+
+def decode_chunk(node: ArrayNode, stored: Any) -> np.ndarray[Any, Any]:
+    """A stored chunk as an array of the full chunk shape.
+
+    Raises
+    ------
+    ChecksumMismatch
+        If the chunk's checksum does not match its bytes.
+    """
+    encoded = stored
+    if node.checksum:
+        encoded, expected = split_checksum(stored)
+        if checksum(encoded) != expected:
+            raise ChecksumMismatch("the chunk's CRC-32C does not match its bytes")
     raw = encoded if node.codec is None else node.codec.decode(encoded)
     flat = np.frombuffer(raw, dtype=np.uint8)
     if flat.size != node.chunk_nbytes:

@@ -18,6 +18,8 @@ from numcodecs.abc import Codec
 
 from zoblib.archive.compression import codec_from_zarr, codec_to_zarr
 from zoblib.archive.dtypes import dtype_from_json, dtype_to_json, zarr_data_type
+from zoblib.archive.integrity import CHECKSUM_NBYTES
+from zoblib.archive.integrity import ZARR_CODEC as CHECKSUM_CODEC
 
 #: Target size of one compressed chunk: a few MiB keeps memory flat and codecs fast.
 DEFAULT_CHUNK_NBYTES = 4 << 20
@@ -33,6 +35,8 @@ class ArrayNode:
     chunk_shape: tuple[int, ...]
     order: str = "C"
     codec: Codec | None = None
+    #: Whether every chunk ends with a CRC-32C (Zarr's ``crc32c`` codec).
+    checksum: bool = True
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -42,6 +46,11 @@ class ArrayNode:
     @property
     def chunk_nbytes(self) -> int:
         return math.prod(self.chunk_shape) * self.dtype.itemsize
+
+    @property
+    def stored_raw_nbytes(self) -> int:
+        """Stored size of an uncompressed chunk: its data, then its checksum."""
+        return self.chunk_nbytes + (CHECKSUM_NBYTES if self.checksum else 0)
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -70,6 +79,7 @@ class ArrayNode:
             "chunk_shape": list(self.chunk_shape),
             "order": self.order,
             "codec": None if self.codec is None else codec_to_zarr(self.codec, self.dtype.itemsize),
+            "checksum": "crc32c" if self.checksum else None,
         }
         return entry
 
@@ -83,6 +93,7 @@ class ArrayNode:
             chunk_shape=tuple(int(n) for n in entry["chunk_shape"]),
             order=str(entry["order"]),
             codec=None if codec_spec is None else codec_from_zarr(codec_spec),
+            checksum=entry.get("checksum") == "crc32c",
         )
 
     # ---- zarr.json (what other readers see) ------------------------------------------------
@@ -97,6 +108,8 @@ class ArrayNode:
         codecs.append({"name": "bytes", "configuration": {"endian": endian}} if endian else {"name": "bytes"})
         if self.codec is not None:
             codecs.append(codec_to_zarr(self.codec, self.dtype.itemsize))
+        if self.checksum:
+            codecs.append(dict(CHECKSUM_CODEC))
         attributes = {"zoblib": {"dtype": dtype_to_json(self.dtype), **self.attributes}}
         return {
             "zarr_format": 3,

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoblib.archive.chunks import byte_view, raw_pieces, storage_order
+from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_chunk, raw_pieces, storage_order
 from zoblib.archive.containers import ContainerWriter
+from zoblib.archive.integrity import with_checksum
 from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ def write_pack(
     )
     members = [(arrays[m.index], m.order) for m in pack.members]
     if node.codec is None:
-        pieces = itertools.chain.from_iterable(raw_pieces(a, order) for a, order in members)
-        container.write_array(node, [((0,), pieces)])
+        pieces: Iterator[memoryview] = itertools.chain.from_iterable(
+            raw_pieces(a, order) for a, order in members
+        )
+        container.write_array(node, [((0,), with_checksum(pieces) if node.checksum else pieces)])
     else:
         container.write_array(node, _encoded_pack_chunks(node, members))
     return node
@@ -105,17 +108,13 @@ def _encoded_pack_chunks(
             filled += take
             start += take
             if filled == chunk_len:
-                yield (number,), [_encode(node, buffer)]
+                yield (number,), encode_chunk(node, _codec_words(buffer))
                 number += 1
                 filled = 0
     if filled:
         buffer[filled:] = np.zeros(1, dtype=node.dtype)
-        yield (number,), [_encode(node, buffer)]
+        yield (number,), encode_chunk(node, _codec_words(buffer))
 
 
-def _encode(node: ArrayNode, buffer: np.ndarray[Any, Any]) -> memoryview:
-    assert node.codec is not None
-    words = byte_view(buffer, "C").view(
-        np.dtype(f"V{node.dtype.itemsize}") if node.dtype.itemsize > 1 else np.uint8
-    )
-    return memoryview(node.codec.encode(words)).cast("B")
+def _codec_words(buffer: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return byte_view(buffer, "C").view(codec_view_dtype(buffer.dtype))

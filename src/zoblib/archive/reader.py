@@ -16,6 +16,7 @@ import numpy as np
 
 from zoblib.archive.chunks import byte_view, decode_chunk, empty_array
 from zoblib.archive.containers import ContainerReader
+from zoblib.archive.integrity import CHECKSUM_NBYTES, ChecksumMismatch, checksum
 from zoblib.archive.lazy import ChunkGrid, LazyArray
 from zoblib.archive.nodes import ArrayNode
 from zoblib.archive.skeleton import loads_skeleton
@@ -24,6 +25,7 @@ from zoblib.errors import (
     ArchiveCorruptedError,
     ArchiveError,
     ArchiveVersionError,
+    ChecksumError,
     CompressionError,
     ZoblibError,
 )
@@ -62,11 +64,12 @@ class ArchiveReader:
 
     def load(self, mmap_mode: str | None = None, *, native_byte_order: bool = False) -> Any:
         """Rebuild the archived object."""
+        loaded: dict[int, Any] = {} if mmap_mode is not None else self._read_raw_packs()
         resolved: dict[int, Any] = {}
 
         def resolve(ref: int) -> Any:
             if ref not in resolved:
-                array = self.materialize(ref, mmap_mode)
+                array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
                 if native_byte_order and not array.dtype.isnative:
                     array = np.asarray(array).astype(array.dtype.newbyteorder("="))
                 resolved[ref] = array
@@ -161,13 +164,57 @@ class ArchiveReader:
         if out.size == 0:
             return out
         if node.codec is None and node.is_single_chunk:
-            self._read_into(node, byte_view(out, node.order).data, 0)
+            self._read_raw_verified(node, byte_view(out, node.order).data)
             return out
         grid = ChunkGrid(node, self._chunk_reader(node))
         return grid.read(tuple(slice(None) for _ in node.shape), out)
 
     def _read_into(self, node: ArrayNode, out: memoryview, offset: int) -> None:
         self.container.read_chunk_into(node, (0,) * len(node.shape), out, offset)
+
+    def _read_raw_verified(self, node: ArrayNode, out: memoryview) -> None:
+        """Read a whole uncompressed single-chunk node into ``out`` and check its checksum."""
+        self._read_into(node, out, 0)
+        self._verify(node, checksum(out))
+
+    def _verify(self, node: ArrayNode, computed: int) -> None:
+        if not node.checksum:
+            return
+        stored = bytearray(CHECKSUM_NBYTES)
+        self._read_into(node, memoryview(stored), node.chunk_nbytes)
+        if computed != int.from_bytes(stored, "little"):
+            raise ChecksumError(
+                self.path, f"{node.chunk_key((0,) * len(node.shape))!r} does not match its checksum"
+            )
+
+    def _read_raw_packs(self) -> dict[int, np.ndarray[Any, Any]]:
+        """Every member of every uncompressed pack, read in order and checked against the
+        pack's checksum (members are read straight into their own arrays)."""
+        members: dict[str, list[tuple[int, int]]] = {}
+        for number, ref in enumerate(self.refs):
+            node = self.nodes.get(str(ref.get("node")))
+            if node is not None and node.codec is None and "offset" in ref:
+                members.setdefault(node.path, []).append((int(ref["offset"]), number))
+        loaded: dict[int, np.ndarray[Any, Any]] = {}
+        for path, entries in members.items():
+            node = self.nodes[path]
+            running = 0
+            position = 0
+            for offset, number in sorted(entries):
+                ref = self.refs[number]
+                shape = tuple(int(n) for n in ref["shape"])
+                out = empty_array(shape, node.dtype, str(ref["order"]))
+                if offset != position or position + out.size > node.shape[0]:
+                    raise ArchiveCorruptedError(self.path, f"the members of {path!r} overlap or leave gaps")
+                view = byte_view(out, str(ref["order"])).data
+                self._read_into(node, view, offset * node.dtype.itemsize)
+                running = checksum(view, running)
+                position += out.size
+                loaded[number] = out
+            if position != node.shape[0]:
+                raise ArchiveCorruptedError(self.path, f"{path!r} holds data no reference uses")
+            self._verify(node, running)
+        return loaded
 
     def _read_elements(self, node: ArrayNode, start: int, stop: int) -> np.ndarray[Any, Any]:
         grid = self._grids.get(node.path)
@@ -187,6 +234,10 @@ class ArchiveReader:
             data = container.read_chunk(node, index)
             try:
                 chunk = decode_chunk(node, data)
+            except ChecksumMismatch as exc:
+                raise ChecksumError(
+                    self.path, f"chunk {node.chunk_key(index)!r} does not match its checksum"
+                ) from exc
             except Exception as exc:
                 raise ArchiveCorruptedError(
                     self.path, f"chunk {node.chunk_key(index)!r} cannot be decoded: {exc}"

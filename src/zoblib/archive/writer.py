@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import platform
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 from numcodecs.abc import Codec
 
 from zoblib._version import __version__
-from zoblib.archive.chunks import encoded_chunks, raw_pieces, storage_order
+from zoblib.archive.chunks import encoded_chunks, storage_order
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
@@ -90,7 +89,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                 "digest": array_digest(collector.arrays[member.index]),
             }
     skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
-    container.write_array(skeleton_node, _bytes_chunks(skeleton, skeleton_node))
+    container.write_array(skeleton_node, encoded_chunks(np.frombuffer(skeleton, np.uint8), skeleton_node))
     nodes[SKELETON_NODE] = skeleton_node.to_manifest()
     attributes = {"zoblib": _root_record(options.protocol, pickler, nodes, refs)}
     groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]
@@ -115,15 +114,6 @@ def _bytes_node(path: str, nbytes: int, options: WriteOptions) -> ArrayNode:
         "C",
         options.codec,
     )
-
-
-def _bytes_chunks(data: bytes, node: ArrayNode) -> Iterator[tuple[tuple[int, ...], Any]]:
-    array = np.frombuffer(data, dtype=np.uint8)
-    if node.codec is None:
-        for index in node.chunk_indices():
-            yield index, raw_pieces(array, "C")
-        return
-    yield from encoded_chunks(array, node)
 
 
 def _root_record(

@@ -143,9 +143,7 @@ def canonical_digest(obj: object, hash_name: str, *, track_identity: bool = Fals
         raise
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         culprit = obj if pickler.last_unhandled is None else pickler.last_unhandled
-        raise HashingError(
-            f"cannot hash an object of type {_qualified_name(type(culprit))}: {exc}"
-        ) from exc
+        raise HashingError(f"cannot hash an object of type {_qualified_name(type(culprit))}: {exc}") from exc
     return hasher.hexdigest()
 
 
@@ -162,9 +160,7 @@ class CanonicalPickler(pickle.Pickler):
         See :func:`canonical_digest`.
     """
 
-    def __init__(
-        self, update: Callable[[bytes], object], hash_name: str, *, track_identity: bool
-    ) -> None:
+    def __init__(self, update: Callable[[bytes], object], hash_name: str, *, track_identity: bool) -> None:
         super().__init__(_HashWriter(update), protocol=_PROTOCOL)
         self.fast = not track_identity
         self.hash_name = hash_name
@@ -239,13 +235,12 @@ class CanonicalPickler(pickle.Pickler):
         return (tag, *self._ordered_elements(obj))
 
     def _dict_subclass_form(self, obj: dict[Any, Any]) -> Any:
+        self.last_unhandled = obj
         if isinstance(obj, OrderedDict):
             # Order is part of an OrderedDict's value (it takes part in ==): keep it.
-            self.last_unhandled = obj
             return None
         reduced = obj.__reduce_ex__(_PROTOCOL)
         if not isinstance(reduced, tuple) or len(reduced) < 5 or reduced[4] is None:
-            self.last_unhandled = obj
             return None
         list_items = None if reduced[3] is None else list(reduced[3])
         how, items = self._ordered_items(list(reduced[4]))
@@ -257,13 +252,12 @@ class CanonicalPickler(pickle.Pickler):
             return self._plain_array_form(arr)
         masked = sys.modules.get("numpy.ma")
         if masked is not None and isinstance(arr, masked.MaskedArray):
-            return (
-                _Tag.MASKED_ARRAY,
-                _qualified_name(cls),
-                masked.getdata(arr),
-                masked.getmaskarray(arr),
-                arr.fill_value,
-            )
+            try:
+                fill_value = arr.fill_value
+            except AttributeError:  # np.ma.masked, the read-only constant, refuses to make one
+                fill_value = None
+            data, mask = masked.getdata(arr), masked.getmaskarray(arr)
+            return (_Tag.MASKED_ARRAY, _qualified_name(cls), data, mask, fill_value)
         # Like numpy's own pickling of subclasses, attributes beyond the data are left out.
         return (_Tag.ARRAY_SUBCLASS, _qualified_name(cls), arr.view(np.ndarray))
 
@@ -285,8 +279,9 @@ class CanonicalPickler(pickle.Pickler):
         return (_Tag.ARRAY, dtype_token(dtype), shape, digest)
 
     def _scalar_form(self, scalar: np.generic) -> Any:
-        if scalar.dtype.hasobject:
-            return (_Tag.SCALAR, dtype_token(scalar.dtype), scalar.item())
+        if scalar.dtype.names is not None:
+            # A structured scalar (np.void): as a 0-d array, for its padding and object fields.
+            return (_Tag.SCALAR, np.asarray(scalar))
         return (_Tag.SCALAR, dtype_token(scalar.dtype), scalar.tobytes())
 
     def _function_form(self, func: types.FunctionType) -> Any:

@@ -42,7 +42,7 @@ class ZarrStoreWriter(ContainerWriter):
         raw = node.codec is None
         for index, pieces in chunks:
             if raw:
-                self._put(node.chunk_key(index), pieces, node.chunk_nbytes, align=True)
+                self._put(node.chunk_key(index), pieces, node.stored_raw_nbytes, align=True)
             else:
                 materialized = list(pieces)
                 size = sum(len(piece) for piece in materialized)
