@@ -8,6 +8,7 @@ The tree::
     │   ├── ArchiveVersionError          written by a newer format version than this zoblib reads
     │   └── ArchiveCorruptedError        truncated, damaged or inconsistent contents
     │       └── ChecksumError            stored bytes that do not match their checksum
+    ├── ArchiveWriteError(OSError)       ``dump`` could not write (disk full, ...); the old file stays
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
     └── HashingError(TypeError)          an object that cannot be hashed
 
@@ -89,3 +90,37 @@ class RemoteTaskError(ZoblibError, RuntimeError):
 
 class ChecksumError(ArchiveCorruptedError):
     """A stored chunk or skeleton does not match its checksum: the file was damaged."""
+
+
+class ArchiveWriteError(ZoblibError, OSError):
+    """``dump`` could not write the archive (disk full, permission denied, ...).
+
+    The previous archive under the target name, if any, is left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, errno: int | None = None) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path!r}: {problem}")
+        if errno is not None:
+            self.errno = errno
+
+
+class UnknownStoreBackendError(UnknownBackendError):
+    """A ``Memory`` store backend name that is not registered; the message lists the known ones."""
+
+
+class CacheWarning(ZoblibWarning):
+    """Base class of the warnings ``Memory`` issues (joblib's ``Logger.warn`` messages)."""
+
+
+class CacheEntryWarning(CacheWarning):
+    """A cache entry could not be read (damaged, truncated, missing files) or written.
+
+    The call is computed again and, when possible, the entry is overwritten; the user's code
+    never sees an exception or wrong data from the cache.
+    """
+
+
+class FunctionChangedWarning(CacheWarning):
+    """A cached function's code changed since its results were stored: they were cleared."""

@@ -10,6 +10,7 @@ from zoblib.archive.compression import resolve_compression
 from zoblib.archive.containers import container_format, open_reader, open_writer
 from zoblib.archive.reader import MMAP_MODES, ArchiveReader
 from zoblib.archive.writer import WriteOptions, write_archive
+from zoblib.errors import ArchiveWriteError, ZoblibError
 
 Target = str | os.PathLike[str] | IO[bytes]
 
@@ -24,6 +25,7 @@ def dump(
     inline_threshold: int = WriteOptions.inline_threshold,
     pack_threshold: int = WriteOptions.pack_threshold,
     chunk_nbytes: int = WriteOptions.chunk_nbytes,
+    fsync: bool = True,
 ) -> list[str]:
     """Persist a Python object into one archive, its big numpy arrays as Zarr v3 arrays.
 
@@ -47,6 +49,9 @@ def dump(
     inline_threshold, pack_threshold, chunk_nbytes
         Arrays under ``inline_threshold`` bytes stay in the pickle skeleton; arrays under
         ``pack_threshold`` share packs; compressed chunks hold about ``chunk_nbytes`` bytes.
+    fsync
+        Flush the archive to disk before publishing it, so that it survives a power cut (the
+        writeback overlaps with the writing). ``False`` for scratch data.
 
     Returns
     -------
@@ -58,7 +63,9 @@ def dump(
     CompressionError
         For an invalid ``compress``.
     ArchiveError
-        If the target cannot be written (for instance, it is a directory that is not an archive).
+        If the target is a directory that is not an archive (it is never replaced).
+    ArchiveWriteError
+        If writing fails (disk full, no permission); the previous archive is left untouched.
 
     Examples
     --------
@@ -76,13 +83,26 @@ def dump(
         chunk_nbytes=chunk_nbytes,
     )
     target: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
-    writer = open_writer(target, container_format(target, format))
+    where = target if isinstance(target, str) else str(getattr(target, "name", "<file object>"))
+    try:
+        writer = open_writer(target, container_format(target, format), durable=fsync)
+    except OSError as exc:
+        raise _write_error(where, exc) from exc
     try:
         write_archive(value, writer, options)
         return writer.commit()
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, ZoblibError):
+            raise _write_error(where, exc) from exc
         raise
+
+
+def _write_error(path: str, exc: OSError) -> ArchiveWriteError:
+    reason = exc.strerror or str(exc)
+    return ArchiveWriteError(
+        path, f"cannot write the archive ({reason}); the previous archive, if any, is untouched", exc.errno
+    )
 
 
 def load(filename: Target, mmap_mode: str | None = None, ensure_native_byte_order: bool = False) -> Any:

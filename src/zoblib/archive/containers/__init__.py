@@ -37,13 +37,16 @@ def container_format(filename: str | os.PathLike[str] | IO[bytes], format: str |
     return "zip"
 
 
-def open_writer(target: str | IO[bytes], format: str) -> ContainerWriter:
-    """A writer for a new archive at ``target`` in container ``format``."""
+def open_writer(target: str | IO[bytes], format: str, *, durable: bool = True) -> ContainerWriter:
+    """A writer for a new archive at ``target`` in container ``format``.
+
+    ``durable`` fsyncs the archive before publishing it under its name.
+    """
     if format == "zarr":
         if not isinstance(target, str):
             raise ArchiveError(None, "the directory container needs a path, not a file object")
-        return DirectoryWriter(target)
-    return ZipWriter(target)
+        return DirectoryWriter(target, durable=durable)
+    return ZipWriter(target, durable=durable)
 
 
 def open_reader(source: str | IO[bytes]) -> ContainerReader:

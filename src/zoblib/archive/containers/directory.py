@@ -8,8 +8,16 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from zoblib.archive.containers.base import ByteRange, read_exactly
-from zoblib.archive.containers.staging import replace_directory, staging_path
+from zoblib.archive.containers.staging import (
+    clean_leftovers,
+    fsync_directory,
+    replace_directory,
+    staging_path,
+    start_writeback,
+)
 from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
+
+_WRITEBACK_MIN_NBYTES = 8 << 20
 
 
 class DirectoryWriter(ZarrStoreWriter):
@@ -17,8 +25,10 @@ class DirectoryWriter(ZarrStoreWriter):
 
     format_name: ClassVar[str] = "zarr"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, durable: bool = True) -> None:
         self.path = os.path.abspath(path)
+        self.durable = durable
+        clean_leftovers(self.path)
         self.staging = staging_path(self.path)
         os.mkdir(self.staging)
         self._made_dirs: set[str] = {self.staging}
@@ -31,15 +41,25 @@ class DirectoryWriter(ZarrStoreWriter):
             self._made_dirs.add(parent)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            position = 0
             for piece in pieces:
                 view = piece
                 while len(view):
                     view = view[os.write(fd, view) :]
+                if self.durable and len(piece) >= _WRITEBACK_MIN_NBYTES:
+                    start_writeback(fd, position, len(piece))
+                position += len(piece)
+            if self.durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
     def commit(self) -> list[str]:
-        replace_directory(self.staging, self.path)
+        if self.durable:
+            # Deepest first, so every new entry is durable before the rename publishes it.
+            for directory in sorted(self._made_dirs, key=len, reverse=True):
+                fsync_directory(directory)
+        replace_directory(self.staging, self.path, durable=self.durable)
         return [self.path]
 
     def abort(self) -> None:

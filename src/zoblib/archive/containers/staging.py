@@ -1,15 +1,34 @@
-"""Writing aside and renaming into place, so a reader never sees a half-written archive."""
+"""Writing aside, making it durable, and moving it into place atomically.
+
+A dump writes under a hidden name beside the target (``.<name>.zoblib-tmp-<pid>-<random>``),
+flushes it to disk, then renames it over the target: a crash at any moment leaves the old
+archive or the new one, never a mixture. Directory archives are swapped with
+``renameat2(RENAME_EXCHANGE)`` where the system has it. Leftovers of killed writers are removed
+by later dumps to the same name.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import secrets
 import shutil
+import sys
 
 from zoblib.errors import ArchiveError
 
 STAGING_MARK = ".zoblib-tmp-"
+_RENAME_EXCHANGE = 2
+_SYNC_FILE_RANGE_WRITE = 2
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+_renameat2 = getattr(_libc, "renameat2", None)
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
 
 
 def staging_path(target: str) -> str:
@@ -18,11 +37,28 @@ def staging_path(target: str) -> str:
     return os.path.join(parent, f".{name}{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def replace_file(staging: str, target: str) -> None:
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Ask the kernel to start writing a range to disk now, so a later fsync has little left."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+
+
+def fsync_directory(path: str) -> None:
+    """Make a directory's entries (renames, new files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(staging: str, target: str, *, durable: bool = True) -> None:
     """Atomically put the file ``staging`` in place of ``target``."""
     if os.path.isdir(target):
         raise ArchiveError(target, "is a directory; refusing to replace it with a file archive")
     os.replace(staging, target)
+    if durable:
+        fsync_directory(os.path.dirname(os.path.abspath(target)))
 
 
 def _is_directory_archive(path: str) -> bool:
@@ -34,22 +70,65 @@ def _is_directory_archive(path: str) -> bool:
     return isinstance(document, dict) and "zoblib" in (document.get("attributes") or {})
 
 
-def replace_directory(staging: str, target: str) -> None:
+def _exchange(first: str, second: str) -> bool:
+    if _renameat2 is None:
+        return False
+    result = _renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    return bool(result == 0)
+
+
+def replace_directory(staging: str, target: str, *, durable: bool = True) -> None:
     """Put the directory ``staging`` in place of ``target``.
 
     An existing ``target`` is replaced only if it is a zoblib archive (or empty), never a user's
-    other directory. It is renamed away first and deleted after the new one is in place.
+    other directory. Where ``renameat2`` exists the two are exchanged atomically; elsewhere the
+    old one is renamed away first (a crash then can leave no archive, never a mixed one).
     """
+    parent = os.path.dirname(os.path.abspath(target))
     if not os.path.lexists(target):
         os.rename(staging, target)
+    else:
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise ArchiveError(target, "exists and is not a directory; refusing to replace it")
+        if os.listdir(target) and not _is_directory_archive(target):
+            raise ArchiveError(target, "is a directory that is not a zoblib archive; refusing to replace it")
+        if _exchange(staging, target):
+            retired = staging  # the old archive now lives under the staging name
+        else:
+            retired = staging_path(target) + "-old"
+            os.rename(target, retired)
+            os.rename(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    if durable:
+        fsync_directory(parent)
+
+
+def clean_leftovers(target: str) -> None:
+    """Remove what killed writers of ``target`` left behind (their process no longer exists)."""
+    parent, name = os.path.split(os.path.abspath(target))
+    prefix = f".{name}{STAGING_MARK}"
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)]
+    except OSError:
         return
-    if not os.path.isdir(target) or os.path.islink(target):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ArchiveError(target, "exists and is not a directory; refusing to replace it")
-    if os.listdir(target) and not _is_directory_archive(target):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ArchiveError(target, "is a directory that is not a zoblib archive; refusing to replace it")
-    retired = staging_path(target) + "-old"
-    os.rename(target, retired)
-    os.rename(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    for entry in entries:
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _process_exists(int(pid_text)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import IO, ClassVar
 
 from zoblib.archive.containers.base import ByteRange, read_exactly
-from zoblib.archive.containers.staging import replace_file, staging_path
+from zoblib.archive.containers.staging import clean_leftovers, replace_file, staging_path
 from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
 from zoblib.archive.containers.zipformat import ZipStreamWriter
 from zoblib.errors import ArchiveCorruptedError, ArchiveError
@@ -33,13 +33,15 @@ class ZipWriter(ZarrStoreWriter):
 
     format_name: ClassVar[str] = "zip"
 
-    def __init__(self, target: str | IO[bytes]) -> None:
+    def __init__(self, target: str | IO[bytes], *, durable: bool = True) -> None:
         self.target = target
+        self.durable = durable
         self.staging: str | None = None
         if isinstance(target, str):
+            clean_leftovers(target)
             self.staging = staging_path(os.path.abspath(target))
             self._file: IO[bytes] = open(self.staging, "xb", buffering=0)  # noqa: SIM115
-            self._zip = ZipStreamWriter(self._file, fd=self._file.fileno())
+            self._zip = ZipStreamWriter(self._file, fd=self._file.fileno(), writeback=durable)
         elif target.seekable():
             self._file = target
             self._zip = ZipStreamWriter(target)
@@ -59,10 +61,12 @@ class ZipWriter(ZarrStoreWriter):
                 self._file.close()
             name = getattr(self.target, "name", None)
             return [name] if isinstance(name, str) else []
+        if self.durable:
+            os.fsync(self._file.fileno())
         self._file.close()
         assert isinstance(self.target, str)
         path = os.path.abspath(self.target)
-        replace_file(self.staging, path)
+        replace_file(self.staging, path, durable=self.durable)
         return [path]
 
     def abort(self) -> None:

@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
+from zoblib.archive.containers.staging import start_writeback
+
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _ZIP64_END = struct.Struct("<IQHHIIQQQQ")
@@ -30,6 +32,7 @@ _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01: reproducible files
 _CRC_OFFSET_IN_LOCAL_HEADER = 14
 # A CRC thread running behind the writes may hold at most this many pieces alive.
 _MAX_PIECES_IN_FLIGHT = 2
+_WRITEBACK_MIN_NBYTES = 8 << 20
 
 
 @dataclass
@@ -43,10 +46,15 @@ class _Member:
 class ZipStreamWriter:
     """Appends stored members to a seekable binary file, then writes the central directory."""
 
-    def __init__(self, file: IO[bytes], *, fd: int | None = None) -> None:
-        """Write to ``file``; with ``fd`` (the file's own descriptor) data bypasses its buffer."""
+    def __init__(self, file: IO[bytes], *, fd: int | None = None, writeback: bool = False) -> None:
+        """Write to ``file``; with ``fd`` (the file's own descriptor) data bypasses its buffer.
+
+        ``writeback`` starts the kernel's writeback of each big piece as soon as it is written,
+        so that the fsync before publishing the file overlaps with the writing.
+        """
         self._file = file
         self._fd = fd
+        self._writeback = writeback and fd is not None
         self._position = file.tell()
         self._members: list[_Member] = []
         self._crc_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc")
@@ -132,6 +140,8 @@ class ZipStreamWriter:
             view = memoryview(data)
             while len(view):
                 view = view[os.write(self._fd, view) :]
+            if self._writeback and len(data) >= _WRITEBACK_MIN_NBYTES:
+                start_writeback(self._fd, self._position, len(data))
         self._position += len(data)
 
     def _write_data(self, pieces: Iterable[memoryview], size: int, name: str) -> int:
