@@ -7,7 +7,7 @@ in slices, and compressed arrays are encoded one chunk (a few MiB) at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -135,3 +135,30 @@ def assemble(node: ArrayNode, read_encoded: Any, out: np.ndarray[Any, Any]) -> N
         region = chunk_region(node, index)
         chunk = decode_chunk(node, read_encoded(index))
         out[region] = chunk[tuple(slice(0, s.stop - s.start) for s in region)]
+
+
+class ArrayData:
+    """One numpy array as the contents of its node (see ``containers.base.NodeData``)."""
+
+    def __init__(self, array: np.ndarray[Any, Any], node: ArrayNode) -> None:
+        self.array = array
+        self.node = node
+
+    def encoded_chunks(self) -> Iterator[tuple[tuple[int, ...], Iterable[Buffer]]]:
+        return encoded_chunks(self.array, self.node)
+
+    def blocks(self) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
+        node = self.node
+        if node.is_single_chunk and node.shape:
+            # Bounded slabs along the slowest axis of the stored order.
+            axis = 0 if node.order == "C" else len(node.shape) - 1
+            slab = max(node.nbytes // max(node.shape[axis], 1), 1)
+            step = max(STREAM_PIECE_NBYTES // slab, 1)
+            for start in range(0, node.shape[axis], step):
+                bounds = [slice(0, n) for n in node.shape]
+                bounds[axis] = slice(start, min(start + step, node.shape[axis]))
+                yield tuple(bounds), self.array[tuple(bounds)]
+            return
+        for index in node.chunk_indices():
+            region = chunk_region(node, index)
+            yield region, self.array[region]

@@ -8,7 +8,7 @@ archive's ``refs`` give each member's element offset, shape and order.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,15 +74,30 @@ def write_pack(
         "C",
         options.codec,
     )
-    members = [(arrays[m.index], m.order) for m in pack.members]
-    if node.codec is None:
-        pieces: Iterator[memoryview] = itertools.chain.from_iterable(
-            raw_pieces(a, order) for a, order in members
-        )
-        container.write_array(node, [((0,), with_checksum(pieces) if node.checksum else pieces)])
-    else:
-        container.write_array(node, _encoded_pack_chunks(node, members))
+    container.write_array(node, PackData(node, pack, arrays))
     return node
+
+
+class PackData:
+    """A pack's members as the contents of its node (see ``containers.base.NodeData``)."""
+
+    def __init__(self, node: ArrayNode, pack: Pack, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+        self.node = node
+        self.members = [(arrays[m.index], m.order, m.offset) for m in pack.members]
+
+    def encoded_chunks(self) -> Iterator[tuple[tuple[int, ...], Iterable[memoryview]]]:
+        node = self.node
+        if node.codec is None:
+            pieces: Iterator[memoryview] = itertools.chain.from_iterable(
+                raw_pieces(a, order) for a, order, _ in self.members
+            )
+            yield (0,), with_checksum(pieces) if node.checksum else pieces
+            return
+        yield from _encoded_pack_chunks(node, [(a, order) for a, order, _ in self.members])
+
+    def blocks(self) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
+        for array, order, offset in self.members:
+            yield (slice(offset, offset + array.size),), _flat_elements(array, order)
 
 
 def _flat_elements(array: np.ndarray[Any, Any], order: str) -> np.ndarray[Any, Any]:

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from zoblib.archive.chunks import byte_view, decode_chunk, empty_array
+from zoblib.archive.chunks import byte_view, empty_array
 from zoblib.archive.containers import ContainerReader
-from zoblib.archive.integrity import CHECKSUM_NBYTES, ChecksumMismatch, checksum
-from zoblib.archive.lazy import ChunkGrid, LazyArray
+from zoblib.archive.integrity import checksum
+from zoblib.archive.lazy import LazyArray
 from zoblib.archive.nodes import ArrayNode
 from zoblib.archive.skeleton import loads_skeleton
 from zoblib.archive.writer import FORMAT_VERSION
@@ -53,8 +53,6 @@ class ArchiveReader:
                 f"{FORMAT_VERSION}: upgrade zoblib",
             )
         self.record = record
-        self._grids: dict[str, ChunkGrid] = {}
-        self._current_ref = 0
         try:
             self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in record["nodes"].items()}
             self.refs: list[Mapping[str, Any]] = list(record["refs"])
@@ -95,101 +93,56 @@ class ArchiveReader:
                 self.path, f"the skeleton references array {ref_index}, which the archive lacks"
             ) from exc
         digest = ref.get("digest")
-        self._current_ref = ref_index
+        origin = (self.path, ref_index) if self.container.supports_memmap else None
+        if "offset" in ref:
+            shape = tuple(int(n) for n in ref["shape"])
+            offset, order = int(ref["offset"]), str(ref["order"])
+        else:
+            shape, offset, order = node.shape, 0, node.order
+        size = math.prod(shape)
+        if node.codec is None and mmap_mode is not None:
+            mapped = self._memmap(node, offset, shape, order, mmap_mode, digest)
+            if mapped is not None:
+                return mapped
         if "offset" not in ref:
-            return self._own_array(node, mmap_mode, digest)
-        shape = tuple(int(n) for n in ref["shape"])
-        return self._packed_member(node, int(ref["offset"]), shape, str(ref["order"]), mmap_mode, digest)
+            if node.codec is None or mmap_mode is None:
+                return self.read_whole(node)
+            region: Any = lambda selection: self.container.read_region(node, selection)  # noqa: E731
+        else:
 
-    def _own_array(self, node: ArrayNode, mmap_mode: str | None, digest: str | None) -> Any:
-        if node.codec is None:
-            if mmap_mode is not None:
-                mapped = self._memmap(node, 0, node.shape, node.order, mmap_mode, digest)
-                if mapped is not None:
-                    return mapped
-            return self.read_whole(node)
-        if mmap_mode is not None:
-            grid = ChunkGrid(node, self._chunk_reader(node))
-            return LazyArray(
-                grid.read,
-                node.shape,
-                node.dtype,
-                digest=digest,
-                description=self._describe(node),
-                origin=self._origin(),
-            )
-        return self.read_whole(node)
+            def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
+                flat = self.container.read_region(node, (slice(offset, offset + size, 1),))
+                whole: np.ndarray[Any, Any] = flat.reshape(shape, order=order)  # type: ignore[call-overload]
+                return whole if selection is None else whole[selection]
 
-    def _packed_member(
-        self,
-        node: ArrayNode,
-        offset: int,
-        shape: tuple[int, ...],
-        order: str,
-        mmap_mode: str | None,
-        digest: str | None,
-    ) -> Any:
-        if node.codec is None:
-            if mmap_mode is not None:
-                mapped = self._memmap(node, offset, shape, order, mmap_mode, digest)
-                if mapped is not None:
-                    return mapped
-            out = empty_array(shape, node.dtype, order)
-            if out.size:
-                view = byte_view(out, order).data
-                self._read_into(node, view, offset * node.dtype.itemsize)
-            return out
+            if node.codec is None or mmap_mode is None:
+                return region(None)
+        return LazyArray(
+            region, shape, node.dtype, digest=digest, description=self._describe(node), origin=origin
+        )
 
-        def read_member(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
-            flat = self._read_elements(node, offset, offset + math.prod(shape))
-            whole: np.ndarray[Any, Any] = flat.reshape(shape, order=order)  # type: ignore[call-overload]
-            return whole if selection is None else whole[selection]
-
-        if mmap_mode is not None:
-            return LazyArray(
-                read_member,
-                shape,
-                node.dtype,
-                digest=digest,
-                description=self._describe(node),
-                origin=self._origin(),
-            )
-        return read_member()
-
-    # ---- bytes -----------------------------------------------------------------------------
+    # ---- whole nodes -----------------------------------------------------------------------
 
     def read_whole(self, node: ArrayNode) -> np.ndarray[Any, Any]:
-        """A whole node, read into a new array."""
+        """A whole node, read into a new array and checked."""
         out = empty_array(node.shape, node.dtype, node.order)
         if out.size == 0:
             return out
-        if node.codec is None and node.is_single_chunk:
-            self._read_raw_verified(node, byte_view(out, node.order).data)
+        if node.codec is None:
+            view = byte_view(out, node.order).data
+            self.container.read_raw_into(node, view, 0)
+            self._verify(node, checksum(view))
             return out
-        grid = ChunkGrid(node, self._chunk_reader(node))
-        return grid.read(tuple(slice(None) for _ in node.shape), out)
-
-    def _read_into(self, node: ArrayNode, out: memoryview, offset: int) -> None:
-        self.container.read_chunk_into(node, (0,) * len(node.shape), out, offset)
-
-    def _read_raw_verified(self, node: ArrayNode, out: memoryview) -> None:
-        """Read a whole uncompressed single-chunk node into ``out`` and check its checksum."""
-        self._read_into(node, out, 0)
-        self._verify(node, checksum(out))
+        return self.container.read_region(node, tuple(slice(None) for _ in node.shape), out)
 
     def _verify(self, node: ArrayNode, computed: int) -> None:
-        if not node.checksum:
-            return
-        stored = bytearray(CHECKSUM_NBYTES)
-        self._read_into(node, memoryview(stored), node.chunk_nbytes)
-        if computed != int.from_bytes(stored, "little"):
-            raise ChecksumError(
-                self.path, f"{node.chunk_key((0,) * len(node.shape))!r} does not match its checksum"
-            )
+        stored = self.container.raw_checksum(node)
+        if stored is not None and stored != computed:
+            raise ChecksumError(self.path, f"{node.path!r} does not match its checksum")
 
     def _read_raw_packs(self) -> dict[int, np.ndarray[Any, Any]]:
-        """Every member of every uncompressed pack, read in order and checked against the
-        pack's checksum (members are read straight into their own arrays)."""
+        """Every member of every uncompressed pack, read in order straight into its own array,
+        and checked against the pack's checksum."""
         members: dict[str, list[tuple[int, int]]] = {}
         for number, ref in enumerate(self.refs):
             node = self.nodes.get(str(ref.get("node")))
@@ -207,7 +160,7 @@ class ArchiveReader:
                 if offset != position or position + out.size > node.shape[0]:
                     raise ArchiveCorruptedError(self.path, f"the members of {path!r} overlap or leave gaps")
                 view = byte_view(out, str(ref["order"])).data
-                self._read_into(node, view, offset * node.dtype.itemsize)
+                self.container.read_raw_into(node, view, offset * node.dtype.itemsize)
                 running = checksum(view, running)
                 position += out.size
                 loaded[number] = out
@@ -215,37 +168,6 @@ class ArchiveReader:
                 raise ArchiveCorruptedError(self.path, f"{path!r} holds data no reference uses")
             self._verify(node, running)
         return loaded
-
-    def _read_elements(self, node: ArrayNode, start: int, stop: int) -> np.ndarray[Any, Any]:
-        grid = self._grids.get(node.path)
-        if grid is None:
-            grid = self._grids[node.path] = ChunkGrid(node, self._chunk_reader(node))
-        return grid.read((slice(start, stop, 1),))
-
-    def _chunk_reader(self, node: ArrayNode) -> Any:
-        container = self.container
-        # The last decoded chunk of each node: packed members that share a chunk (and slices
-        # walking through an array) decode it once.
-        last: list[Any] = [None, None]
-
-        def read_chunk(index: tuple[int, ...]) -> Any:
-            if last[0] == index:
-                return last[1]
-            data = container.read_chunk(node, index)
-            try:
-                chunk = decode_chunk(node, data)
-            except ChecksumMismatch as exc:
-                raise ChecksumError(
-                    self.path, f"chunk {node.chunk_key(index)!r} does not match its checksum"
-                ) from exc
-            except Exception as exc:
-                raise ArchiveCorruptedError(
-                    self.path, f"chunk {node.chunk_key(index)!r} cannot be decoded: {exc}"
-                ) from exc
-            last[:] = [index, chunk]
-            return chunk
-
-        return read_chunk
 
     def _memmap(
         self,
@@ -258,7 +180,7 @@ class ArchiveReader:
     ) -> np.memmap[Any, Any] | None:
         if math.prod(shape) == 0:
             return None
-        where = self.container.chunk_location(node, (0,) * len(node.shape))
+        where = self.container.raw_location(node)
         if where is None:
             return None
         start = where.offset + offset * node.dtype.itemsize
@@ -268,9 +190,6 @@ class ArchiveReader:
         if mode == "r" and digest is not None:
             mapped.zoblib_digest = digest
         return mapped  # type: ignore[no-any-return]
-
-    def _origin(self) -> tuple[str, int] | None:
-        return (self.path, self._current_ref) if self.container.supports_memmap else None
 
     def _describe(self, node: ArrayNode) -> str:
         codec = "none" if node.codec is None else node.codec.codec_id

@@ -12,7 +12,7 @@ import numpy as np
 from numcodecs.abc import Codec
 
 from zoblib._version import __version__
-from zoblib.archive.chunks import encoded_chunks, storage_order
+from zoblib.archive.chunks import ArrayData, storage_order
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
@@ -73,7 +73,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
     for index, array in enumerate(collector.arrays):
         if array.nbytes >= options.pack_threshold:
             node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
-            container.write_array(node, encoded_chunks(array, node))
+            container.write_array(node, ArrayData(array, node))
             nodes[node.path] = node.to_manifest()
             refs[index] = {"node": node.path, "digest": array_digest(array)}
     packs: list[Pack] = plan_packs([collector.arrays[i] for i in small], small, options)
@@ -89,7 +89,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                 "digest": array_digest(collector.arrays[member.index]),
             }
     skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
-    container.write_array(skeleton_node, encoded_chunks(np.frombuffer(skeleton, np.uint8), skeleton_node))
+    container.write_array(skeleton_node, ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node))
     nodes[SKELETON_NODE] = skeleton_node.to_manifest()
     attributes = {"zoblib": _root_record(options.protocol, pickler, nodes, refs)}
     groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]

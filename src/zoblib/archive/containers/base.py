@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+import numpy as np
 
 from zoblib.archive.nodes import ArrayNode
+from zoblib.errors import ArchiveCorruptedError
 
 
 class ByteRange(NamedTuple):
@@ -25,6 +28,17 @@ class ByteRange(NamedTuple):
     nbytes: int
 
 
+class NodeData(Protocol):
+    """The contents of one node, offered both ways: Zarr containers store encoded chunks,
+    containers with codecs of their own (HDF5) take the values block by block."""
+
+    def encoded_chunks(self) -> Iterable[tuple[tuple[int, ...], Iterable[memoryview]]]:
+        """Every chunk as stored in a Zarr store: ``(grid index, byte pieces)``, checksum included."""
+
+    def blocks(self) -> Iterable[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
+        """The node's values as ``(region, values)`` blocks that cover it, each of bounded size."""
+
+
 class ContainerWriter(ABC):
     """Writes one archive aside, then publishes it under its final name in :meth:`commit`."""
 
@@ -32,10 +46,8 @@ class ContainerWriter(ABC):
     format_name: ClassVar[str]
 
     @abstractmethod
-    def write_array(
-        self, node: ArrayNode, chunks: Iterable[tuple[tuple[int, ...], Iterable[memoryview]]]
-    ) -> None:
-        """Store an array node: its metadata and every chunk ``(grid index, byte pieces)``."""
+    def write_array(self, node: ArrayNode, data: NodeData) -> None:
+        """Store an array node: its metadata and its contents."""
 
     @abstractmethod
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
@@ -51,10 +63,11 @@ class ContainerWriter(ABC):
 
 
 class ContainerReader(ABC):
-    """Reads the pieces of one archive."""
+    """Reads the nodes of one archive. Every read of stored bytes that a checksum covers is
+    checked, except through :meth:`raw_location` (memory maps)."""
 
     format_name: ClassVar[str]
-    #: Whether :meth:`chunk_location` can give real file ranges (for ``np.memmap``).
+    #: Whether :meth:`raw_location` can give real file ranges (for ``np.memmap``).
     supports_memmap: ClassVar[bool] = False
 
     def __init__(self, path: str) -> None:
@@ -65,17 +78,21 @@ class ContainerReader(ABC):
         """The root group's attributes."""
 
     @abstractmethod
-    def read_chunk(self, node: ArrayNode, index: tuple[int, ...]) -> bytes:
-        """The stored (encoded) bytes of one chunk."""
+    def read_region(
+        self, node: ArrayNode, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None
+    ) -> np.ndarray[Any, Any]:
+        """The values of ``selection`` (ascending slices, one per dimension), checked, into ``out``."""
 
     @abstractmethod
-    def read_chunk_into(
-        self, node: ArrayNode, index: tuple[int, ...], out: memoryview, offset: int = 0
-    ) -> None:
-        """Read ``len(out)`` stored bytes of one chunk, from byte ``offset``, into ``out``."""
+    def read_raw_into(self, node: ArrayNode, out: memoryview, offset: int) -> None:
+        """For an uncompressed node: ``len(out)`` bytes of its values from byte ``offset``."""
 
-    def chunk_location(self, node: ArrayNode, index: tuple[int, ...]) -> ByteRange | None:
-        """Where a chunk's stored bytes lie in a real file, if they do."""
+    @abstractmethod
+    def raw_checksum(self, node: ArrayNode) -> int | None:
+        """For an uncompressed node: the stored CRC-32C of all its value bytes, if any."""
+
+    def raw_location(self, node: ArrayNode) -> ByteRange | None:
+        """For an uncompressed node: where its value bytes lie, contiguous, in a real file."""
         return None
 
     def close(self) -> None:  # noqa: B027 - most readers hold nothing open
@@ -89,11 +106,18 @@ class ContainerReader(ABC):
 
 
 def read_exactly(fd: int, out: memoryview, offset: int, path: str) -> None:
-    """``pread`` until ``out`` is full; a short file raises ``EOFError`` naming ``path``."""
+    """``pread`` until ``out`` is full; a short file or a bad offset is damage, named by ``path``."""
     done = 0
     total = len(out)
+    if offset < 0:
+        raise ArchiveCorruptedError(path, f"a stored offset is invalid ({offset})")
     while done < total:
-        n = os.preadv(fd, [out[done:]], offset + done)
+        try:
+            n = os.preadv(fd, [out[done:]], offset + done)
+        except OSError as exc:
+            raise ArchiveCorruptedError(path, f"cannot read bytes {offset}-{offset + total}: {exc}") from exc
         if n == 0:
-            raise EOFError(f"{path!r} ends after {offset + done} bytes, expected {offset + total}")
+            raise ArchiveCorruptedError(
+                path, f"the file is truncated: it ends at byte {offset + done}, expected {offset + total}"
+            )
         done += n

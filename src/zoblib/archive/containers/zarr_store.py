@@ -11,9 +11,14 @@ from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter
+import numpy as np
+
+from zoblib.archive.chunks import decode_chunk
+from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter, NodeData
+from zoblib.archive.integrity import CHECKSUM_NBYTES, ChecksumMismatch
+from zoblib.archive.lazy import ChunkGrid
 from zoblib.archive.nodes import ArrayNode, group_metadata
-from zoblib.errors import ArchiveCorruptedError, ArchiveError
+from zoblib.errors import ArchiveCorruptedError, ArchiveError, ChecksumError
 
 ROOT_METADATA_KEY = "zarr.json"
 
@@ -36,11 +41,9 @@ class ZarrStoreWriter(ContainerWriter):
     def _put_bytes(self, key: str, data: bytes) -> None:
         self._put(key, [memoryview(data)], len(data), align=False)
 
-    def write_array(
-        self, node: ArrayNode, chunks: Iterable[tuple[tuple[int, ...], Iterable[memoryview]]]
-    ) -> None:
+    def write_array(self, node: ArrayNode, data: NodeData) -> None:
         raw = node.codec is None
-        for index, pieces in chunks:
+        for index, pieces in data.encoded_chunks():
             if raw:
                 self._put(node.chunk_key(index), pieces, node.stored_raw_nbytes, align=True)
             else:
@@ -57,6 +60,10 @@ class ZarrStoreWriter(ContainerWriter):
 
 class ZarrStoreReader(ContainerReader):
     """Reads nodes from Zarr v3 keys through :meth:`_locate` and :meth:`_read_range`."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._last_chunk: dict[str, tuple[tuple[int, ...], np.ndarray[Any, Any]]] = {}
 
     @abstractmethod
     def _locate(self, key: str) -> ByteRange | None:
@@ -90,22 +97,48 @@ class ZarrStoreReader(ContainerReader):
             raise ArchiveError(self.path, "not a zoblib archive: the root is not a Zarr v3 group")
         return attributes
 
-    def read_chunk(self, node: ArrayNode, index: tuple[int, ...]) -> bytes:
-        return self.read_key(node.chunk_key(index))
+    def read_chunk(self, node: ArrayNode, index: tuple[int, ...]) -> np.ndarray[Any, Any]:
+        """One chunk, checked and decoded, of the full chunk shape (the last one is cached)."""
+        cached = self._last_chunk.get(node.path)
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        key = node.chunk_key(index)
+        try:
+            chunk = decode_chunk(node, self.read_key(key))
+        except ChecksumMismatch as exc:
+            raise ChecksumError(self.path, f"chunk {key!r} does not match its checksum") from exc
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ArchiveCorruptedError(self.path, f"chunk {key!r} cannot be decoded: {exc}") from exc
+        # Packed members that share a chunk, and slices walking an array, decode it once.
+        self._last_chunk[node.path] = (index, chunk)
+        return chunk
 
-    def read_chunk_into(
-        self, node: ArrayNode, index: tuple[int, ...], out: memoryview, offset: int = 0
-    ) -> None:
-        where = self._require(node.chunk_key(index))
-        if offset + len(out) > where.nbytes:
+    def read_region(
+        self, node: ArrayNode, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None
+    ) -> np.ndarray[Any, Any]:
+        return ChunkGrid(node, lambda index: self.read_chunk(node, index)).read(selection, out)
+
+    def read_raw_into(self, node: ArrayNode, out: memoryview, offset: int) -> None:
+        where = self._raw_chunk(node)
+        if offset + len(out) > node.chunk_nbytes or where.nbytes < node.stored_raw_nbytes:
             raise ArchiveCorruptedError(
-                self.path,
-                f"chunk {node.chunk_key(index)!r} holds {where.nbytes} bytes, "
-                f"expected at least {offset + len(out)}",
+                self.path, f"{node.chunk_key(_first(node))!r} is shorter than its metadata says"
             )
         self._read_range(where, out, offset)
 
-    def chunk_location(self, node: ArrayNode, index: tuple[int, ...]) -> ByteRange | None:
-        if not self.supports_memmap:
+    def raw_checksum(self, node: ArrayNode) -> int | None:
+        if not node.checksum:
             return None
-        return self._require(node.chunk_key(index))
+        stored = bytearray(CHECKSUM_NBYTES)
+        self._read_range(self._raw_chunk(node), memoryview(stored), node.chunk_nbytes)
+        return int.from_bytes(stored, "little")
+
+    def raw_location(self, node: ArrayNode) -> ByteRange | None:
+        return self._raw_chunk(node) if self.supports_memmap else None
+
+    def _raw_chunk(self, node: ArrayNode) -> ByteRange:
+        return self._require(node.chunk_key(_first(node)))
+
+
+def _first(node: ArrayNode) -> tuple[int, ...]:
+    return (0,) * len(node.shape)

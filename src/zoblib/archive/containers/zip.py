@@ -132,18 +132,15 @@ class ZipReader(ZarrStoreReader):
     def _read_absolute(self, out: memoryview, offset: int) -> None:
         if self._buffer is not None:
             end = offset + len(out)
-            if end > len(self._buffer):
-                raise EOFError(f"{self.path!r} ends before byte {end}")
+            if offset < 0 or end > len(self._buffer):
+                raise ArchiveCorruptedError(self.path, f"the file is truncated: it ends before byte {end}")
             out[:] = self._buffer[offset:end]
         else:
             assert self._fd is not None, "reader is closed"
             read_exactly(self._fd, out, offset, self.path)
 
     def _read_range(self, where: ByteRange, out: memoryview, offset: int) -> None:
-        try:
-            self._read_absolute(out, where.offset + offset)
-        except EOFError as exc:
-            raise ArchiveCorruptedError(self.path, f"the file is truncated: {exc}") from exc
+        self._read_absolute(out, where.offset + offset)
 
     def close(self) -> None:
         if self._fd is not None:
