@@ -8,6 +8,7 @@ from typing import IO, Any
 
 from zoblib.archive.compression import resolve_compression
 from zoblib.archive.containers import container_format, open_reader, open_writer
+from zoblib.archive.containers.hdf5 import hdf5_codec
 from zoblib.archive.reader import MMAP_MODES, ArchiveReader
 from zoblib.archive.writer import WriteOptions, write_archive
 from zoblib.errors import ArchiveWriteError, ZoblibError
@@ -34,8 +35,9 @@ def dump(
     value
         Any picklable object (objects plain pickle refuses go through cloudpickle).
     filename
-        Where to write: a path ending in ``.zarr`` gives a Zarr directory store, any other path
-        a single ZIP file; an open binary file object also gives a ZIP file.
+        Where to write: a path ending in ``.zarr`` gives a Zarr directory store, ``.h5`` or
+        ``.hdf5`` an HDF5 file, any other path a single ZIP file; an open binary file object
+        also gives a ZIP file.
     compress
         joblib's forms: ``False``/``0`` (none), ``True``, an int 1-9 (Blosc lz4/zstd with
         shuffle), a name (``'zlib'``, ``'gzip'``, ``'bz2'``, ``'lzma'``, ``'xz'``, ``'lz4'``,
@@ -45,7 +47,7 @@ def dump(
     protocol
         Pickle protocol of the skeleton (default: the highest).
     format
-        Force the container: ``'zip'`` or ``'zarr'``.
+        Force the container: ``'zip'``, ``'zarr'`` or ``'hdf5'``.
     inline_threshold, pack_threshold, chunk_nbytes
         Arrays under ``inline_threshold`` bytes stay in the pickle skeleton; arrays under
         ``pack_threshold`` share packs; compressed chunks hold about ``chunk_nbytes`` bytes.
@@ -75,6 +77,9 @@ def dump(
     np.int64(45)
     """
     codec = resolve_compression(compress, None if hasattr(filename, "write") else filename)
+    container = container_format(filename, format)
+    if container == "hdf5":
+        codec = hdf5_codec(codec, os.fspath(filename))  # type: ignore[arg-type]
     options = WriteOptions(
         codec=codec,
         protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol,
@@ -85,7 +90,7 @@ def dump(
     target: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     where = target if isinstance(target, str) else str(getattr(target, "name", "<file object>"))
     try:
-        writer = open_writer(target, container_format(target, format), durable=fsync)
+        writer = open_writer(target, container, durable=fsync)
     except OSError as exc:
         raise _write_error(where, exc) from exc
     try:

@@ -7,6 +7,7 @@ from typing import IO
 
 from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter
 from zoblib.archive.containers.directory import DirectoryReader, DirectoryWriter
+from zoblib.archive.containers.hdf5 import Hdf5Reader, Hdf5Writer, is_hdf5
 from zoblib.archive.containers.zip import ZipReader, ZipWriter
 from zoblib.errors import ArchiveError, ArchiveNotFoundError
 
@@ -20,8 +21,9 @@ __all__ = [
 ]
 
 #: Container names accepted by ``dump(..., format=...)``.
-FORMATS = ("zip", "zarr")
+FORMATS = ("zip", "zarr", "hdf5")
 _DIRECTORY_SUFFIXES = (".zarr",)
+_HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 def container_format(filename: str | os.PathLike[str] | IO[bytes], format: str | None) -> str:
@@ -34,6 +36,8 @@ def container_format(filename: str | os.PathLike[str] | IO[bytes], format: str |
         name = os.fspath(filename).rstrip("/\\").lower()
         if name.endswith(_DIRECTORY_SUFFIXES):
             return "zarr"
+        if name.endswith(_HDF5_SUFFIXES):
+            return "hdf5"
     return "zip"
 
 
@@ -42,9 +46,11 @@ def open_writer(target: str | IO[bytes], format: str, *, durable: bool = True) -
 
     ``durable`` fsyncs the archive before publishing it under its name.
     """
-    if format == "zarr":
+    if format in ("zarr", "hdf5"):
         if not isinstance(target, str):
-            raise ArchiveError(None, "the directory container needs a path, not a file object")
+            raise ArchiveError(None, f"the {format} container needs a path, not a file object")
+        if format == "hdf5":
+            return Hdf5Writer(target, durable=durable)
         return DirectoryWriter(target, durable=durable)
     return ZipWriter(target, durable=durable)
 
@@ -61,4 +67,6 @@ def open_reader(source: str | IO[bytes]) -> ContainerReader:
         return DirectoryReader(source)
     if not os.path.exists(source):
         raise ArchiveNotFoundError(source, "no such file or directory")
+    if is_hdf5(source):
+        return Hdf5Reader(source)
     return ZipReader(source)
