@@ -24,7 +24,7 @@ def _marked(nbytes: int, seed: int) -> tuple[np.ndarray, dict[int, int]]:
     return array, marks
 
 
-@pytest.mark.parametrize("name", ["large.pkl", "large.zarr"])
+@pytest.mark.parametrize("name", ["large.pkl", "large.zarr", "large.h5"])
 def test_archive_and_array_beyond_4_gib(tmp_path: Path, name: str) -> None:
     if shutil.disk_usage(tmp_path).free < 14 * GIB:
         pytest.skip("needs 14 GiB of free disk")
