@@ -1,7 +1,7 @@
 """zoblib: joblib's dump/load, Memory and Parallel, rebuilt storage-first on Zarr v3 and HDF5."""
 
 from zoblib._version import __version__
-from zoblib.archive import LazyArray, dump, load, register_compressor
+from zoblib.archive import LazyArray, dump, load, register_compressor, verify
 from zoblib.errors import (
     ArchiveCorruptedError,
     ArchiveError,
@@ -33,4 +33,5 @@ __all__ = [
     "hash",
     "load",
     "register_compressor",
+    "verify",
 ]
