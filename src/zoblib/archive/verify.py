@@ -37,9 +37,10 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
 
     Examples
     --------
-    >>> import numpy as np, zoblib
-    >>> _ = zoblib.dump({"x": np.ones(100_000)}, tmp_path / "checked.pkl")
-    >>> zoblib.verify(tmp_path / "checked.pkl")
+    >>> import os, tempfile, numpy as np, zoblib
+    >>> path = os.path.join(tempfile.mkdtemp(), "checked.pkl")
+    >>> _ = zoblib.dump({"x": np.ones(100_000)}, path)
+    >>> zoblib.verify(path)
     """
     source = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     with open_reader(source) as container:
