@@ -55,6 +55,11 @@ def raw_pieces(array: np.ndarray[Any, Any], order: str) -> Iterator[Buffer]:
         yield byte_view(np.ascontiguousarray(rows[start : start + step]), "C").data
 
 
+def keep_array(selection: tuple[slice, ...]) -> Any:
+    """``selection`` with an Ellipsis, so that indexing a 0-d array gives an array, not a scalar."""
+    return (*selection, Ellipsis)
+
+
 def chunk_region(node: ArrayNode, index: tuple[int, ...]) -> tuple[slice, ...]:
     """The part of the array that chunk ``index`` covers."""
     return tuple(
@@ -64,7 +69,7 @@ def chunk_region(node: ArrayNode, index: tuple[int, ...]) -> tuple[slice, ...]:
 
 def chunk_array(array: np.ndarray[Any, Any], node: ArrayNode, index: tuple[int, ...]) -> Any:
     """The chunk ``index`` of ``array`` in storage order, padded to the full chunk shape."""
-    part = array[chunk_region(node, index)]
+    part = array[keep_array(chunk_region(node, index))]
     if part.shape != node.chunk_shape:
         padded = np.zeros(node.chunk_shape, dtype=array.dtype, order=_order(node.order))
         padded[tuple(slice(0, n) for n in part.shape)] = part
@@ -161,4 +166,4 @@ class ArrayData:
             return
         for index in node.chunk_indices():
             region = chunk_region(node, index)
-            yield region, self.array[region]
+            yield region, self.array[keep_array(region)]

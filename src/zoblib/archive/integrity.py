@@ -7,6 +7,7 @@ the CPU's instruction for it (the ``crc32c`` package releases the GIL while it r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -47,3 +48,12 @@ def split_checksum(stored: Any) -> tuple[memoryview, int]:
     if len(view) < CHECKSUM_NBYTES:
         raise ValueError(f"{len(view)} bytes cannot hold a {CHECKSUM_NBYTES}-byte checksum")
     return view[:-CHECKSUM_NBYTES], int.from_bytes(view[-CHECKSUM_NBYTES:], "little")
+
+
+RECORD_CHECKSUM_ATTRIBUTE = "zoblib_crc32c"
+
+
+def record_checksum(record: Any) -> str:
+    """The CRC-32C (8 hex digits) of a root record's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return f"{checksum(canonical.encode()):08x}"

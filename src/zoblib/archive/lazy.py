@@ -59,7 +59,7 @@ def _touched_chunks(start: int, step: int, length: int, chunk: int) -> list[tupl
     return found
 
 
-class LazyArray:
+class LazyArray(np.lib.mixins.NDArrayOperatorsMixin):
     """A read-only array in an archive, read and decompressed only where it is indexed.
 
     Indexing with integers and slices reads only the chunks the selection touches; other
@@ -158,7 +158,10 @@ def _basic_selection(
 ) -> tuple[tuple[slice, ...], list[bool], list[bool]] | None:
     """Ascending slices for an int/slice/Ellipsis key, with the axes to flip and to drop."""
     items = key if isinstance(key, tuple) else (key,)
-    if any(not isinstance(i, (int, np.integer, slice)) and i is not Ellipsis for i in items):
+    if any(
+        isinstance(i, (bool, np.bool_)) or (not isinstance(i, (int, np.integer, slice)) and i is not Ellipsis)
+        for i in items
+    ):
         return None
     if sum(i is Ellipsis for i in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")

@@ -85,12 +85,21 @@ class ArrayNode:
 
     @classmethod
     def from_manifest(cls, path: str, entry: Mapping[str, Any]) -> ArrayNode:
+        """The node a manifest entry describes; ``ValueError`` if it is malformed."""
         codec_spec = entry["codec"]
+        shape = tuple(entry["shape"])
+        chunk_shape = tuple(entry["chunk_shape"])
+        if not all(isinstance(n, int) and n >= 0 for n in shape) or len(chunk_shape) != len(shape):
+            raise ValueError(f"node {path!r}: invalid shape {shape!r} or chunk shape {chunk_shape!r}")
+        if not all(isinstance(n, int) and n >= 1 for n in chunk_shape) or entry["order"] not in ("C", "F"):
+            raise ValueError(f"node {path!r}: invalid chunk shape {chunk_shape!r} or order")
+        if codec_spec is not None and not isinstance(codec_spec, dict):
+            raise ValueError(f"node {path!r}: invalid codec {codec_spec!r}")
         return cls(
             path=path,
             dtype=dtype_from_json(entry["dtype"]),
-            shape=tuple(int(n) for n in entry["shape"]),
-            chunk_shape=tuple(int(n) for n in entry["chunk_shape"]),
+            shape=shape,
+            chunk_shape=chunk_shape,
             order=str(entry["order"]),
             codec=None if codec_spec is None else codec_from_zarr(codec_spec),
             checksum=entry.get("checksum") == "crc32c",

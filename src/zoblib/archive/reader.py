@@ -15,19 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from zoblib.archive.chunks import byte_view, empty_array
+from zoblib.archive.chunks import byte_view, empty_array, keep_array
 from zoblib.archive.containers import ContainerReader
-from zoblib.archive.integrity import checksum
+from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, checksum, record_checksum
 from zoblib.archive.lazy import LazyArray
 from zoblib.archive.nodes import ArrayNode
-from zoblib.archive.skeleton import loads_skeleton
+from zoblib.archive.skeleton import NATIVE_BYTE_ORDER, loads_skeleton
 from zoblib.archive.writer import FORMAT_VERSION
 from zoblib.errors import (
     ArchiveCorruptedError,
     ArchiveError,
     ArchiveVersionError,
     ChecksumError,
-    CompressionError,
     ZoblibError,
 )
 
@@ -41,7 +40,8 @@ class ArchiveReader:
     def __init__(self, container: ContainerReader) -> None:
         self.container = container
         self.path = container.path
-        record = container.root_attributes().get("zoblib")
+        attributes = container.root_attributes()
+        record = attributes.get("zoblib")
         if not isinstance(record, dict):
             raise ArchiveError(self.path, "not a zoblib archive: the root has no 'zoblib' attribute")
         version = record.get("format_version")
@@ -54,12 +54,14 @@ class ArchiveReader:
                 f"{record.get('zoblib_version')}); this zoblib reads versions up to "
                 f"{FORMAT_VERSION}: upgrade zoblib",
             )
+        if attributes.get(RECORD_CHECKSUM_ATTRIBUTE) != record_checksum(record):
+            raise ChecksumError(self.path, "the root record does not match its checksum")
         self.record = record
         try:
-            self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in record["nodes"].items()}
-            self.refs: list[Mapping[str, Any]] = list(record["refs"])
+            self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in dict(record["nodes"]).items()}
+            self.refs: list[Mapping[str, Any]] = [_checked_ref(ref, self.nodes) for ref in record["refs"]]
             self.skeleton = self.nodes[record["skeleton"]]
-        except (KeyError, TypeError, ValueError, CompressionError) as exc:
+        except Exception as exc:  # any malformed entry: the record is damaged
             raise ArchiveCorruptedError(self.path, f"invalid root record: {exc!r}") from exc
 
     def load(self, mmap_mode: str | None = None, *, native_byte_order: bool = False) -> Any:
@@ -68,6 +70,10 @@ class ArchiveReader:
         resolved: dict[int, Any] = {}
 
         def resolve(ref: int) -> Any:
+            if not 0 <= ref < len(self.refs):
+                raise ArchiveCorruptedError(
+                    self.path, f"the skeleton references array {ref}, which the archive lacks"
+                )
             if ref not in resolved:
                 array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
                 if native_byte_order and not array.dtype.isnative:
@@ -76,12 +82,15 @@ class ArchiveReader:
             return resolved[ref]
 
         data = self.read_whole(self.skeleton).tobytes()
+        native = NATIVE_BYTE_ORDER.set(native_byte_order)
         try:
             return loads_skeleton(data, resolve)
         except ZoblibError:
             raise
         except (pickle.UnpicklingError, EOFError, IndexError) as exc:
             raise ArchiveCorruptedError(self.path, f"the pickle skeleton is damaged: {exc}") from exc
+        finally:
+            NATIVE_BYTE_ORDER.reset(native)
 
     # ---- one reference ----------------------------------------------------------------------
 
@@ -115,7 +124,7 @@ class ArchiveReader:
             def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
                 flat = self.container.read_region(node, (slice(offset, offset + size, 1),))
                 whole: np.ndarray[Any, Any] = flat.reshape(shape, order=order)  # type: ignore[call-overload]
-                return whole if selection is None else whole[selection]
+                return whole if selection is None else whole[keep_array(selection)]
 
             if node.codec is None or mmap_mode is None:
                 return region(None)
@@ -225,3 +234,27 @@ def read_and_checksum(container: ContainerReader, node: ArrayNode, out: memoryvi
 
 def _continue_checksum(previous: Future[int] | None, piece: memoryview) -> int:
     return checksum(piece, 0 if previous is None else previous.result())
+
+
+def _checked_ref(ref: Any, nodes: Mapping[str, ArrayNode]) -> Mapping[str, Any]:
+    """``ref`` if it is a well-formed reference into ``nodes``; else ``ValueError``."""
+    if not isinstance(ref, dict) or ref.get("node") not in nodes:
+        raise ValueError(f"reference {ref!r} names no node of the archive")
+    if "offset" not in ref:
+        return ref
+    node = nodes[ref["node"]]
+    offset, shape, order = ref["offset"], ref.get("shape"), ref.get("order")
+    if (
+        not _is_count(offset)
+        or not isinstance(shape, list)
+        or not all(_is_count(n) for n in shape)
+        or order not in ("C", "F")
+        or len(node.shape) != 1
+        or offset + math.prod(shape) > node.shape[0]
+    ):
+        raise ValueError(f"reference {ref!r} does not fit in node {node.path!r}")
+    return ref
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

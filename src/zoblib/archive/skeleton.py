@@ -8,6 +8,7 @@ reduced to their data and mask arrays so both can be extracted too.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import pickle
 from collections.abc import Callable
@@ -21,6 +22,26 @@ from zoblib.archive.lazy import LazyArray
 #: Decides, for one array met while pickling, its reference (or ``None`` to pickle it inline).
 Extractor = Callable[[np.ndarray[Any, Any]], int | None]
 _EXTRACTABLE_TYPES = (np.ndarray, np.memmap)
+#: Set while loading with ``ensure_native_byte_order=True``.
+NATIVE_BYTE_ORDER: contextvars.ContextVar[bool] = contextvars.ContextVar("native", default=False)
+
+
+def rebuild_array(data: bytes, dtype: np.dtype[Any], shape: tuple[int, ...], order: str) -> Any:
+    """Rebuild an inline array from its bytes (named in skeletons: keep it importable).
+
+    numpy's own pickling turns some dtypes native (datetimes, long doubles, strided or old
+    protocols); this keeps them exact. Under ``load(..., ensure_native_byte_order=True)`` the
+    array comes back in native byte order.
+    """
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)  # type: ignore[call-overload]
+    if NATIVE_BYTE_ORDER.get() and not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def _needs_exact_reduce(array: np.ndarray[Any, Any]) -> bool:
+    dtype = array.dtype
+    return not dtype.hasobject and (not dtype.isnative or dtype.kind in "Mm" or dtype.char in "gG")
 
 
 def rebuild_masked_array(
@@ -48,6 +69,9 @@ class _ArrayExtraction:
         return None
 
     def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in _EXTRACTABLE_TYPES and _needs_exact_reduce(obj):
+            order = "F" if obj.flags.f_contiguous and not obj.flags.c_contiguous else "C"
+            return rebuild_array, (obj.tobytes(order=order), obj.dtype, obj.shape, order)
         if type(obj) is np.ma.MaskedArray:
             mask = obj.mask if obj.mask is not np.ma.nomask else False
             state = (np.asarray(obj.data), mask, obj.fill_value, bool(obj.hardmask))
@@ -100,7 +124,9 @@ class SkeletonUnpickler(pickle.Unpickler):
         self._resolve = resolve
 
     def persistent_load(self, pid: Any) -> Any:
-        if isinstance(pid, bool) or not isinstance(pid, int):
+        if isinstance(pid, str) and pid.isdigit():  # protocol 0 writes persistent ids as text
+            pid = int(pid)
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
         return self._resolve(pid)
 

@@ -15,6 +15,7 @@ from zoblib._version import __version__
 from zoblib.archive.chunks import ArrayData, storage_order
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.dtypes import can_extract
+from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
@@ -55,7 +56,7 @@ class _ArrayCollector:
         index = self._index_by_id.get(id(array))
         if index is not None:
             return index
-        if array.nbytes < self.options.inline_threshold or not can_extract(array.dtype):
+        if array.size == 0 or array.nbytes < self.options.inline_threshold or not can_extract(array.dtype):
             return None
         # Keeping the array in self.arrays keeps its id from being reused while pickling.
         self.arrays.append(array)
@@ -91,7 +92,8 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
     skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
     container.write_array(skeleton_node, ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node))
     nodes[SKELETON_NODE] = skeleton_node.to_manifest()
-    attributes = {"zoblib": _root_record(options.protocol, pickler, nodes, refs)}
+    record = _root_record(options.protocol, pickler, nodes, refs)
+    attributes = {"zoblib": record, RECORD_CHECKSUM_ATTRIBUTE: record_checksum(record)}
     groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]
     container.write_root(attributes, groups)
 

@@ -167,7 +167,8 @@ class Hdf5Writer(ContainerWriter):
             dataset.attrs[CHECKSUM_ATTRIBUTE] = np.uint32(running)
 
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
-        self._file.attrs[ROOT_ATTRIBUTE] = json.dumps(attributes[ROOT_ATTRIBUTE], separators=(",", ":"))
+        for name, value in attributes.items():
+            self._file.attrs[name] = json.dumps(value, separators=(",", ":"))
 
     def commit(self) -> list[str]:
         self._file.flush()
@@ -208,7 +209,7 @@ class Hdf5Reader(ContainerReader):
         if text is None:
             raise ArchiveError(self.path, "not a zoblib archive: the HDF5 root has no 'zoblib' attribute")
         try:
-            return {ROOT_ATTRIBUTE: json.loads(text)}
+            return {name: json.loads(value) for name, value in self._file.attrs.items()}
         except (TypeError, ValueError) as exc:
             raise ArchiveCorruptedError(self.path, f"the root record is not valid JSON: {exc}") from exc
 
@@ -235,7 +236,8 @@ class Hdf5Reader(ContainerReader):
         if node.order == "F":
             values = values.T
         if out is None:
-            return values.astype(node.dtype, copy=False)
+            # A view drops the metadata h5py attaches to some dtypes (string encodings).
+            return values.view(node.dtype) if values.dtype == node.dtype else values.astype(node.dtype)
         out[...] = values
         return out
 

@@ -93,7 +93,7 @@ class ZarrStoreReader(ContainerReader):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArchiveCorruptedError(self.path, f"root zarr.json is not valid JSON: {exc}") from exc
         attributes = document.get("attributes") if isinstance(document, dict) else None
-        if document.get("zarr_format") != 3 or not isinstance(attributes, dict):
+        if not isinstance(attributes, dict) or document.get("zarr_format") != 3:
             raise ArchiveError(self.path, "not a zoblib archive: the root is not a Zarr v3 group")
         return attributes
 

@@ -89,11 +89,13 @@ class ZipReader(ZarrStoreReader):
             self._buffer: bytes | None = None
             self.supports_memmap = True  # type: ignore[misc]
             self._fd: int | None = os.open(source, os.O_RDONLY)
+            self._size = os.fstat(self._fd).st_size
             handle: IO[bytes] = open(self._fd, "rb", closefd=False)  # noqa: SIM115
         else:
             super().__init__(str(getattr(source, "name", "<file object>")))
             source.seek(0)
             self._buffer = source.read()
+            self._size = len(self._buffer)
             self._fd = None
             handle = io.BytesIO(self._buffer)
         try:
@@ -102,7 +104,7 @@ class ZipReader(ZarrStoreReader):
         except zipfile.BadZipFile as exc:
             self.close()
             raise ArchiveError(self.path, f"not a zoblib archive (not a readable ZIP file: {exc})") from exc
-        except (OSError, EOFError, struct.error) as exc:
+        except (OSError, EOFError, struct.error, ValueError) as exc:
             self.close()
             raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc}") from exc
         finally:
@@ -125,6 +127,8 @@ class ZipReader(ZarrStoreReader):
             raise ArchiveCorruptedError(self.path, f"bad local header for member {key!r}")
         name_len, extra_len = fields[-2], fields[-1]
         data_offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        if data_offset + info.file_size > self._size:
+            raise ArchiveCorruptedError(self.path, f"member {key!r} runs past the end of the file")
         where = ByteRange(self.path, data_offset, info.file_size)
         self._ranges[key] = where
         return where

@@ -1,0 +1,191 @@
+"""Archives are plain Zarr v3: zarr-python reads them without zoblib, and so can anyone.
+
+The last test is the recipe for another reader: read the root attributes, unpickle the skeleton
+with a ``persistent_load`` that looks each reference up in ``refs`` and reads its Zarr array.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+import zarr.storage
+
+import zoblib
+
+# zarr-python warns that numcodecs.* codecs (zlib, bz2, lzma, lz4) are outside the Zarr v3 spec.
+pytestmark = pytest.mark.filterwarnings("ignore:Numcodecs codecs are not in the Zarr version 3 specification")
+
+#: Arrays whose types Zarr v3 (and zarr-python's extensions) describe exactly.
+ARRAYS: dict[str, np.ndarray[Any, Any]] = {
+    "bool": np.arange(3000) % 3 == 0,
+    "int8": (np.arange(-1500, 1500) % 256 - 128).astype(np.int8),
+    "uint16": np.arange(3000, dtype=np.uint16),
+    "int32": np.arange(-3000, 3000, 2, dtype=np.int32),
+    "uint64": np.arange(3000, dtype=np.uint64) * 2**40,
+    "float16": np.linspace(-1, 1, 3000).astype(np.float16),
+    "float32": np.linspace(0, 1, 3000, dtype=np.float32),
+    "float64-2d": np.linspace(0, 1, 6000).reshape(60, 100),
+    "complex128": np.arange(3000) * (1 + 2j),
+    "datetime64": np.arange(3000).astype("timedelta64[s]") + np.datetime64("2024-01-01T00:00:00"),
+    "timedelta64": np.arange(3000).astype("timedelta64[ms]"),
+    "big-endian-float": np.linspace(0, 1, 3000).astype(">f8"),
+    "big-endian-int": np.arange(3000, dtype=">i4").reshape(30, 100),
+    "fortran": np.asfortranarray(np.arange(6000, dtype=np.int64).reshape(60, 100)),
+    "fortran-3d": np.asfortranarray(np.arange(6000, dtype=np.float32).reshape(10, 20, 30)),
+    "structured": np.array(
+        [(i, i * 0.5, b"ab") for i in range(1000)], dtype=[("id", "<i4"), ("x", "<f8"), ("tag", "S2")]
+    ),
+    "bytes": np.array([b"abc", b"de", b""] * 1000, dtype="S3"),
+    "unicode": np.array(["abc", "dé", ""] * 1000, dtype="<U3"),
+}
+CONTAINERS = ["zip", "zarr"]
+COMPRESSIONS = [0, 3, "zstd", ("gzip", 6), "zlib", ("lzma", 1), ("bz2", 1), "lz4"]
+
+
+@contextmanager
+def open_with_zarr(path: Path) -> Iterator[zarr.Group]:
+    """The archive's root group, opened by zarr-python alone."""
+    if path.is_dir():
+        yield zarr.open_group(str(path), mode="r")
+        return
+    store = zarr.storage.ZipStore(str(path), mode="r")
+    try:
+        yield zarr.open_group(store, mode="r")
+    finally:
+        store.close()
+
+
+def _dump(tmp_path: Path, container: str, value: Any, **options: Any) -> Path:
+    path = tmp_path / ("archive.zarr" if container == "zarr" else "archive.pkl")
+    zoblib.dump(value, path, **options)
+    return path
+
+
+def _assert_same_values(read: np.ndarray[Any, Any], original: np.ndarray[Any, Any]) -> None:
+    assert read.shape == original.shape
+    # Zarr may hand back a native byte order: what must match is the type and every value.
+    assert read.dtype == original.dtype or read.dtype == original.dtype.newbyteorder("=")
+    if original.dtype.names:
+        for name in original.dtype.names:
+            np.testing.assert_array_equal(read[name], original[name])
+    else:
+        np.testing.assert_array_equal(read, original)
+
+
+@pytest.mark.parametrize("compress", COMPRESSIONS, ids=repr)
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_zarr_reads_every_extracted_array(tmp_path: Path, container: str, compress: Any) -> None:
+    names = list(ARRAYS)
+    path = _dump(
+        tmp_path,
+        container,
+        [ARRAYS[n] for n in names],
+        compress=compress,
+        inline_threshold=0,
+        pack_threshold=0,
+        chunk_nbytes=4096,
+    )
+    with open_with_zarr(path) as group:
+        refs = group.attrs["zoblib"]["refs"]
+        assert len(refs) == len(names)
+        for name, ref in zip(names, refs, strict=True):
+            node = group[ref["node"]]
+            assert isinstance(node, zarr.Array), name
+            assert ref["node"].startswith("arrays/")
+            _assert_same_values(node[...], ARRAYS[name])
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_zarr_reads_packs(tmp_path: Path, container: str) -> None:
+    members = [np.arange(100, dtype=np.int32) * i for i in range(5)]
+    fortran = np.asfortranarray(np.arange(60.0).reshape(6, 10))
+    path = _dump(tmp_path, container, [*members, fortran], inline_threshold=0)
+    with open_with_zarr(path) as group:
+        refs = group.attrs["zoblib"]["refs"]
+        for ref, original in zip(refs, [*members, fortran], strict=True):
+            assert ref["node"].startswith("packs/")
+            pack = group[ref["node"]]
+            flat = pack[ref["offset"] : ref["offset"] + math.prod(ref["shape"])]
+            _assert_same_values(flat.reshape(ref["shape"], order=ref["order"]), original)
+
+
+@pytest.mark.parametrize("compress", [0, "zstd"], ids=repr)
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_zarr_reads_the_skeleton_and_root_attributes(tmp_path: Path, container: str, compress: Any) -> None:
+    value = {"x": np.arange(100_000.0), "label": "text", "numbers": [1, 2.5, None]}
+    path = _dump(tmp_path, container, value, compress=compress, protocol=4, pack_threshold=0)
+    with open_with_zarr(path) as group:
+        record = dict(group.attrs["zoblib"])
+        skeleton = group[record["skeleton"]][...]
+    assert record["format_version"] == 1
+    assert record["zoblib_version"] == zoblib.__version__
+    assert record["numpy_version"] == np.__version__
+    assert record["pickle_protocol"] == 4
+    assert record["pickler"] == "pickle"
+    assert record["skeleton"] == "skeleton"
+    assert isinstance(record["python_version"], str) and record["python_version"].count(".") == 2
+    assert set(record["nodes"]) == {"skeleton", "arrays/0"}
+    assert record["refs"][0]["node"] == "arrays/0"
+    assert skeleton.dtype == np.uint8 and skeleton.ndim == 1
+    data = skeleton.tobytes()
+    assert data[:2] == b"\x80\x04"  # a protocol-4 pickle
+    assert b"label" in data and b"text" in data
+
+
+class ZarrOnlyUnpickler(pickle.Unpickler):
+    """How a reader without zoblib rebuilds an archive: zarr-python and pickle only."""
+
+    def __init__(self, file: io.BytesIO, group: zarr.Group) -> None:
+        super().__init__(file)
+        self.group = group
+        self.refs = group.attrs["zoblib"]["refs"]
+        self.loaded: dict[int, np.ndarray[Any, Any]] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid not in self.loaded:
+            ref = self.refs[pid]
+            node = self.group[ref["node"]]
+            if "offset" in ref:  # a member of a pack: a run of the pack's elements
+                start, shape = ref["offset"], tuple(ref["shape"])
+                self.loaded[pid] = node[start : start + math.prod(shape)].reshape(shape, order=ref["order"])
+            else:
+                self.loaded[pid] = node[...]
+        return self.loaded[pid]
+
+
+@pytest.mark.parametrize("compress", [0, "zstd", ("lzma", 1)], ids=repr)
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_pickle_and_zarr_alone_rebuild_the_object(tmp_path: Path, container: str, compress: Any) -> None:
+    shared = np.arange(5000.0)
+    value = {
+        "arrays": {name: array for name, array in ARRAYS.items() if name != "structured"},
+        "shared": [shared, shared],
+        "packed": [np.arange(300, dtype=np.int16) + i for i in range(4)],
+        "small": np.arange(3),
+        "meta": {"name": "run", "n": 3},
+    }
+    path = _dump(tmp_path, container, value, compress=compress, inline_threshold=512, pack_threshold=4096)
+    with open_with_zarr(path) as group:
+        assert group.attrs["zoblib"]["pickler"] == "pickle"
+        skeleton = group[group.attrs["zoblib"]["skeleton"]][...].tobytes()
+        rebuilt = ZarrOnlyUnpickler(io.BytesIO(skeleton), group).load()
+    assert rebuilt["meta"] == value["meta"]
+    assert rebuilt["shared"][0] is rebuilt["shared"][1]
+    _assert_same_values(rebuilt["shared"][0], shared)
+    _assert_same_values(rebuilt["small"], value["small"])
+    for original, read in zip(value["packed"], rebuilt["packed"], strict=True):
+        _assert_same_values(read, original)
+    for name, original in value["arrays"].items():
+        _assert_same_values(rebuilt["arrays"][name], original)
+    with open_with_zarr(path) as group:
+        kinds = {ref["node"].split("/")[0] for ref in group.attrs["zoblib"]["refs"]}
+    assert kinds == {"arrays", "packs"}

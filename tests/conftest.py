@@ -1,0 +1,100 @@
+"""Shared fixtures: the containers an archive can live in, and the hypothesis profile."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import zoblib
+
+# No example database: runs leave nothing behind in the working tree.
+settings.register_profile(
+    "ci", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow], database=None
+)
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=10)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: The containers of the archive format: a ZIP file by path, a ``.zarr`` directory, and a ZIP
+#: written to and read from an open binary file object (in memory, so nothing can be memmapped).
+CONTAINERS = ("zip", "zarr", "fileobj")
+
+
+class ArchiveLocation:
+    """One place an archive is dumped to and loaded from, in one container."""
+
+    def __init__(self, container: str, directory: Path, stem: str) -> None:
+        self.container = container
+        suffix = ".zarr" if container == "zarr" else ".pkl"
+        self.path = directory / f"{stem}{suffix}"
+        self.buffer: io.BytesIO | None = None
+
+    def dump(self, value: Any, **kwargs: Any) -> list[str]:
+        if self.container == "fileobj":
+            self.buffer = io.BytesIO()
+            return zoblib.dump(value, self.buffer, **kwargs)
+        return zoblib.dump(value, self.path, **kwargs)
+
+    def load(self, **kwargs: Any) -> Any:
+        if self.container == "fileobj":
+            assert self.buffer is not None, "dump first"
+            return zoblib.load(io.BytesIO(self.buffer.getvalue()), **kwargs)
+        return zoblib.load(self.path, **kwargs)
+
+    def read_key(self, key: str) -> bytes:
+        """The bytes stored under a Zarr key (``zarr.json``, ``arrays/0/c/0``, ...)."""
+        if self.container == "zarr":
+            return (self.path / key).read_bytes()
+        source: Any = self.path if self.buffer is None else io.BytesIO(self.buffer.getvalue())
+        with zipfile.ZipFile(source) as archive:
+            return archive.read(key)
+
+    def root_record(self) -> dict[str, Any]:
+        """The root group's ``zoblib`` attribute."""
+        record: dict[str, Any] = json.loads(self.read_key("zarr.json"))["attributes"]["zoblib"]
+        return record
+
+    def remove(self) -> None:
+        self.buffer = None
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
+        elif self.path.exists():
+            self.path.unlink()
+
+
+class Container:
+    """A container kind that hands out fresh archive locations (usable from hypothesis tests)."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        self.name = name
+        self.directory = directory
+        self._numbers = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"Container({self.name!r})"
+
+    def location(self) -> ArchiveLocation:
+        return ArchiveLocation(self.name, self.directory, f"archive-{next(self._numbers)}")
+
+
+@pytest.fixture(scope="session", params=CONTAINERS)
+def container(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Container:
+    """Each container kind; session-scoped so hypothesis tests may use it."""
+    return Container(request.param, tmp_path_factory.mktemp(f"archives-{request.param}"))
+
+
+@pytest.fixture
+def archive(container: Container) -> Iterator[ArchiveLocation]:
+    """A fresh archive location in each container, removed after the test."""
+    location = container.location()
+    yield location
+    location.remove()
