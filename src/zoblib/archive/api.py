@@ -27,6 +27,7 @@ def dump(
     pack_threshold: int = WriteOptions.pack_threshold,
     chunk_nbytes: int = WriteOptions.chunk_nbytes,
     fsync: bool = True,
+    checksum: bool = True,
 ) -> list[str]:
     """Persist a Python object into one archive, its big numpy arrays as Zarr v3 arrays.
 
@@ -54,6 +55,9 @@ def dump(
     fsync
         Flush the archive to disk before publishing it, so that it survives a power cut (the
         writeback overlaps with the writing). ``False`` for scratch data.
+    checksum
+        Protect every chunk with a CRC-32C, checked on every read (``False`` only for scratch
+        data that lives as long as a process, as ``Parallel``'s).
 
     Returns
     -------
@@ -88,6 +92,7 @@ def dump(
         inline_threshold=inline_threshold,
         pack_threshold=max(pack_threshold, inline_threshold),
         chunk_nbytes=chunk_nbytes,
+        checksum=checksum,
     )
     target: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     where = target if isinstance(target, str) else str(getattr(target, "name", "<file object>"))

@@ -73,6 +73,7 @@ def write_pack(
         choose_chunk_shape(shape, pack.dtype.itemsize, "C", target),
         "C",
         options.codec,
+        options.checksum,
     )
     container.write_array(node, PackData(node, pack, arrays))
     return node

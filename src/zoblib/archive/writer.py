@@ -39,6 +39,8 @@ class WriteOptions:
     pack_threshold: int = 8 << 20
     #: Target size of a compressed chunk.
     chunk_nbytes: int = DEFAULT_CHUNK_NBYTES
+    #: Whether every chunk carries a CRC-32C (off only for scratch data).
+    checksum: bool = True
 
 
 class _ArrayCollector:
@@ -102,7 +104,7 @@ def _array_node(path: str, array: np.ndarray[Any, Any], options: WriteOptions) -
     order = storage_order(array)
     target = None if options.codec is None else options.chunk_nbytes
     chunk_shape = choose_chunk_shape(array.shape, array.dtype.itemsize, order, target)
-    return ArrayNode(path, array.dtype, array.shape, chunk_shape, order, options.codec)
+    return ArrayNode(path, array.dtype, array.shape, chunk_shape, order, options.codec, options.checksum)
 
 
 def _bytes_node(path: str, nbytes: int, options: WriteOptions) -> ArrayNode:
@@ -115,6 +117,7 @@ def _bytes_node(path: str, nbytes: int, options: WriteOptions) -> ArrayNode:
         choose_chunk_shape(shape, 1, "C", target),
         "C",
         options.codec,
+        options.checksum,
     )
 
 

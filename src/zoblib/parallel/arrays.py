@@ -1,25 +1,30 @@
 """Numpy arrays by reference: written once to a shared folder, memory-mapped by every reader.
 
-A parallel call never pickles a big array through a pipe. The sender writes it to a file in the
-call's temporary folder (or, for an array that already is a memmap of a file, just names that
-file) and sends an :class:`ArrayRef`; the receiver maps the file, so all workers share one copy
-of the pages.
+A parallel call never pickles a big array through a pipe. The sender writes it as an
+uncompressed zoblib archive (a ``.zarr`` directory) in the call's temporary folder, or, for an
+array that already is a memmap of a file (a zoblib archive loaded with ``mmap_mode``, an
+``np.memmap``, ``np.load(..., mmap_mode=...)``), just names that file. It sends an
+:class:`ArrayRef`; the receiver maps the file, so all workers share one copy of the pages.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+
+from zoblib.archive.api import dump, load
 
 #: The ``mmap_mode`` values accepted by ``Parallel`` (``'w+'`` is read as ``'r+'``).
 MMAP_MODES = ("r", "r+", "w+", "c")
 
 Order = Literal["C", "F"]
+OpenMode = Literal["r", "r+", "c"]
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,16 @@ class ArrayRef:
     Attributes
     ----------
     path
-        The file holding the bytes.
+        The file holding the bytes, or the zoblib archive holding the array.
     dtype, shape, order
         How to view them.
     offset
-        Position of the first byte in the file.
+        Position of the first byte in the file (not used for archives).
     mode
         The ``np.memmap`` mode the receiver opens the file with.
+    archive
+        Whether ``path`` is a zoblib archive (opened with :func:`zoblib.load`) rather than a
+        raw file mapped at ``offset``.
     """
 
     path: str
@@ -44,13 +52,14 @@ class ArrayRef:
     order: Order
     offset: int
     mode: str
+    archive: bool = False
 
 
-def memmap_mode(mode: str) -> str:
+def memmap_mode(mode: str) -> OpenMode:
     """Return the mode a reader opens an existing file with (``'w+'`` would truncate it)."""
     if mode not in MMAP_MODES:
         raise ValueError(f"mmap_mode must be None or one of {MMAP_MODES}, got {mode!r}")
-    return "r+" if mode == "w+" else mode
+    return "r+" if mode == "w+" else cast(OpenMode, mode)
 
 
 def can_share(array: np.ndarray[Any, Any]) -> bool:
@@ -59,7 +68,7 @@ def can_share(array: np.ndarray[Any, Any]) -> bool:
 
 
 def write_shared(array: np.ndarray[Any, Any], folder: str, mode: str = "r") -> ArrayRef:
-    """Write an array's bytes to a new ``.npy`` file in ``folder`` and return its reference.
+    """Write an array as a new uncompressed zoblib archive in ``folder``; return its reference.
 
     Parameters
     ----------
@@ -69,7 +78,7 @@ def write_shared(array: np.ndarray[Any, Any], folder: str, mode: str = "r") -> A
         An existing folder; it is not created, so a writer racing the folder's removal fails
         instead of leaving files behind.
     mode
-        The mode readers map the file with (``'r'``, ``'r+'``, ``'c'``).
+        The mode readers map the array with (``'r'``, ``'r+'``, ``'c'``).
 
     Returns
     -------
@@ -79,29 +88,30 @@ def write_shared(array: np.ndarray[Any, Any], folder: str, mode: str = "r") -> A
     Raises
     ------
     OSError
-        If the file cannot be written (no space left, folder gone); nothing is left behind.
+        If the archive cannot be written (no space left, folder gone); nothing is left behind.
     """
-    path = os.path.join(folder, f"{uuid.uuid4().hex}.npy")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the call's temporary folder {folder!r} is gone")
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.zarr")
     order: Order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
     try:
-        # np.save writes contiguous arrays with one write() and others in bounded chunks.
-        with open(path, "xb") as file:
-            np.save(file, array, allow_pickle=False)
-            size = file.tell()
+        # Uncompressed, and never inlined in the skeleton: the reader maps the chunk file.
+        dump(array, path, compress=0, inline_threshold=0, fsync=False, checksum=False)
     except BaseException:
-        _remove_quietly(path)
+        shutil.rmtree(path, ignore_errors=True)
         raise
     return ArrayRef(
         path=path,
         dtype=array.dtype,
         shape=tuple(array.shape),
         order=order,
-        offset=size - array.nbytes,
+        offset=0,
         mode=memmap_mode(mode),
+        archive=True,
     )
 
 
-def open_shared(ref: ArrayRef, mmap_mode: str | None = None) -> np.memmap[Any, Any]:
+def open_shared(ref: ArrayRef, mmap_mode: str | None = None) -> np.ndarray[Any, Any]:
     """Map the array a reference points to.
 
     Parameters
@@ -113,17 +123,23 @@ def open_shared(ref: ArrayRef, mmap_mode: str | None = None) -> np.memmap[Any, A
 
     Returns
     -------
-    numpy.memmap
-        A memmap over the file; no bytes are read until they are touched.
+    numpy.ndarray
+        An ``np.memmap`` over the file (for Fortran-ordered arrays, a view of one); no bytes
+        are read until they are touched.
     """
     mode = memmap_mode(mmap_mode or ref.mode)
-    if int(np.prod(ref.shape)) == 0:
-        # mmap cannot map zero bytes; an empty array has nothing to share anyway.
-        empty = np.empty(ref.shape, dtype=ref.dtype, order=ref.order)
-        return empty.view(np.memmap)
-    return np.memmap(
-        ref.path, dtype=ref.dtype, mode=mode, offset=ref.offset, shape=ref.shape, order=ref.order
+    if ref.archive:
+        loaded: np.ndarray[Any, Any] = load(ref.path, mmap_mode=mode)
+        return loaded
+    mapped: np.memmap[Any, Any] = np.memmap(
+        ref.path,
+        dtype=ref.dtype,
+        mode=mode,
+        offset=ref.offset,
+        shape=ref.shape,
+        order=ref.order,
     )
+    return mapped
 
 
 def file_backing(array: np.ndarray[Any, Any]) -> ArrayRef | None:
@@ -172,10 +188,3 @@ def _root_memmap(array: np.ndarray[Any, Any]) -> np.memmap[Any, Any] | None:
             return node
         node = node.base
     return None
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
