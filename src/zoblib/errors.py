@@ -10,9 +10,17 @@ The tree::
     │       └── ChecksumError            stored bytes that do not match their checksum
     ├── ArchiveWriteError(OSError)       ``dump`` could not write (disk full, ...); the old file stays
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
-    └── HashingError(TypeError)          an object that cannot be hashed
+    ├── HashingError(TypeError)          an object that cannot be hashed
+    ├── UnknownBackendError(ValueError)  an unknown parallel backend name
+    │   └── UnknownStoreBackendError     an unknown ``Memory`` store backend name
+    ├── WorkerDiedError(RuntimeError)    a worker process died (segfault, kill, OOM killer)
+    ├── ParallelTimeoutError(TimeoutError)  a ``Parallel`` call ran past its ``timeout``
+    └── RemoteTaskError(RuntimeError)    carries a worker's traceback as the ``__cause__`` of a task error
 
     ZoblibWarning(UserWarning)           base of zoblib's warnings
+    └── CacheWarning                     ``Memory`` warnings
+        ├── CacheEntryWarning            an unreadable cache entry, treated as a miss
+        └── FunctionChangedWarning       a cached function's code changed: its results are cleared
 
 Every subclass also inherits the matching builtin, so callers' existing ``except ValueError`` or
 ``except FileNotFoundError`` clauses keep working.

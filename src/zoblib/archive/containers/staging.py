@@ -18,6 +18,7 @@ import secrets
 import shutil
 import sys
 
+from zoblib._processes import process_alive
 from zoblib.errors import ArchiveError
 
 STAGING_MARK = ".zoblib-tmp-"
@@ -113,22 +114,10 @@ def clean_leftovers(target: str) -> None:
         return
     for entry in entries:
         pid_text = entry.name[len(prefix) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _process_exists(int(pid_text)):
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-
-
-def _process_exists(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,0 +1,121 @@
+"""What a cache holds and why a call missed: the records ``Memory`` hands to its users."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoblib.memory.store import EntryNotFoundError, EntryStat, EntryUnreadableError, StoreBackend
+
+
+class MissReason(enum.StrEnum):
+    """Why a cached function computed instead of loading a stored result."""
+
+    #: No result stored for these arguments (never computed, cleared or evicted).
+    NEW_ARGUMENTS = "new arguments"
+    #: The function's code changed since its results were stored; they were cleared.
+    CODE_CHANGED = "code changed"
+    #: ``cache_validation_callback`` (for instance :func:`expires_after`) rejected the entry.
+    EXPIRED = "expired"
+    #: The entry exists but could not be read (damaged archive, missing file, bad metadata).
+    UNREADABLE = "entry unreadable"
+    #: ``call()`` was used, which always computes.
+    FORCED = "forced by call()"
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """The outcome of looking a call up in the cache.
+
+    Attributes
+    ----------
+    hit : bool
+        Whether a stored result is (or was) used.
+    reason : MissReason or None
+        Why the call missed; None on a hit.
+    args_id : str
+        The hash naming the call's entry.
+    location : str
+        Where the entry lives (or would live).
+    detail : str
+        A sentence for people: the reason, with the error met when an entry was unreadable.
+    """
+
+    hit: bool
+    reason: MissReason | None
+    args_id: str
+    location: str
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.hit
+
+
+@dataclass(frozen=True)
+class CacheEntryInfo:
+    """One cached call, as :meth:`Memory.list_entries` lists it."""
+
+    func_id: str
+    args_id: str
+    location: str
+    #: Bytes the entry takes (archive and metadata).
+    size: int
+    #: Last read or write, in seconds since the epoch.
+    last_access: float
+    #: When the computation started (joblib's ``time``), or None if the metadata is unreadable.
+    computed_at: float | None
+    #: How long the computation took, in seconds.
+    duration: float | None
+    #: A short ``repr`` of each argument.
+    input_args: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CachedFunctionInfo:
+    """One cached function, as :meth:`Memory.list_functions` lists it."""
+
+    func_id: str
+    entries: int
+    #: Bytes its entries take.
+    size: int
+    #: The latest access to any of its entries (None when it has none).
+    last_access: float | None
+
+
+def all_entry_stats(store: StoreBackend) -> list[EntryStat]:
+    """Every entry of every function of ``store``."""
+    return [stat for func_id in store.list_functions() for stat in store.list_entries(func_id)]
+
+
+def entry_info(store: StoreBackend, stat: EntryStat) -> CacheEntryInfo:
+    """The listing record of one entry (its metadata read when readable)."""
+    metadata: Mapping[str, Any] = {}
+    with contextlib.suppress(EntryNotFoundError, EntryUnreadableError):
+        metadata = store.read_metadata(stat.func_id, stat.args_id)
+    inputs = metadata.get("input_args")
+    return CacheEntryInfo(
+        func_id=stat.func_id,
+        args_id=stat.args_id,
+        location=store.entry_location(stat.func_id, stat.args_id),
+        size=stat.size,
+        last_access=stat.last_access,
+        computed_at=_number(metadata.get("time")),
+        duration=_number(metadata.get("duration")),
+        input_args=dict(inputs) if isinstance(inputs, dict) else {},
+    )
+
+
+def function_info(func_id: str, stats: list[EntryStat]) -> CachedFunctionInfo:
+    return CachedFunctionInfo(
+        func_id=func_id,
+        entries=len(stats),
+        size=sum(s.size for s in stats),
+        last_access=max((s.last_access for s in stats), default=None),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None

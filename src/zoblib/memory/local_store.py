@@ -1,0 +1,325 @@
+"""The local store: entries as folders on a file system, published by renaming.
+
+Layout under ``<location>/zoblib/``::
+
+    <module>/<qualified name>/          one folder per function
+        func_code.json                  the code record (digest and source)
+        <args id>/                      one folder per cached call
+            output.zarr or output.pkl   the result: a zoblib archive (directory or ZIP file)
+            metadata.json               duration, input summary, time, size; its mtime is the
+                                        entry's last access
+
+An entry is written whole in a hidden staging folder beside its final name, then renamed into
+place, so a reader finds either no entry or a complete one; ``zoblib.load`` opens the archive
+directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from zoblib._processes import process_alive
+from zoblib.archive import dump, load
+from zoblib.errors import ArchiveError, ArchiveNotFoundError
+from zoblib.memory.store import (
+    FUNCTION_RECORD_NAME,
+    METADATA_NAME,
+    STALE_STAGING_SECONDS,
+    EntryNotFoundError,
+    EntryStat,
+    EntryUnreadableError,
+    StoreBackend,
+)
+
+#: The archive's name in an entry, by container.
+OUTPUT_NAMES = {"zarr": "output.zarr", "zip": "output.pkl"}
+STAGING_MARK = ".zoblib-tmp-"
+#: How often a writer retries publishing when other writers keep replacing the same entry.
+_PUBLISH_ATTEMPTS = 8
+#: A dead writer's staging folder younger than this is left alone (it may be on another host).
+_DEAD_WRITER_GRACE_SECONDS = 60.0
+
+
+def _tree_size(path: str) -> int:
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+def _write_json_atomically(path: str, document: Mapping[str, Any]) -> None:
+    parent, name = os.path.split(path)
+    staging = os.path.join(parent, f".{name}{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    with open(staging, "w", encoding="utf-8") as file:
+        json.dump(document, file)
+    os.replace(staging, path)
+
+
+class LocalStoreBackend(StoreBackend):
+    """Entries as folders under ``<location>/zoblib`` on a local (or network) file system.
+
+    Parameters
+    ----------
+    location
+        The cache folder (created on first write).
+    container : {'zarr', 'zip'}, default 'zarr'
+        The archive container of each result: a Zarr directory (``output.zarr``) or one ZIP
+        file (``output.pkl``). Both memory-map; the directory is faster to write and read here.
+    fsync : bool, default False
+        Flush each entry to disk before publishing it. Off by default, as in joblib: a cache
+        can be recomputed, and an entry damaged by a power cut fails its checksums and is
+        recomputed (memory-mapped arrays are not checksummed on load).
+    """
+
+    supports_mmap: ClassVar[bool] = True
+
+    def __init__(self, location: str | os.PathLike[str], *, container: str = "zarr", fsync: bool = False):
+        if container not in OUTPUT_NAMES:
+            raise ValueError(f"container must be one of {sorted(OUTPUT_NAMES)}, got {container!r}")
+        self.location = os.fspath(location)
+        self.root = os.path.join(os.path.abspath(self.location), "zoblib")
+        self.container = container
+        self.fsync = fsync
+        self._output_name = OUTPUT_NAMES[container]
+        self._function_dirs: dict[str, str] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_local, (self.location, self.container, self.fsync))
+
+    # ---- paths -----------------------------------------------------------------------------
+
+    def _function_dir(self, func_id: str) -> str:
+        # Cached: building paths is a good part of a cache hit's few microseconds.
+        path = self._function_dirs.get(func_id)
+        if path is None:
+            path = self._function_dirs[func_id] = os.path.join(self.root, *func_id.split("/"))
+        return path
+
+    def _entry_dir(self, func_id: str, args_id: str) -> str:
+        return f"{self._function_dir(func_id)}{os.sep}{args_id}"
+
+    def entry_location(self, func_id: str, args_id: str) -> str:
+        return self._entry_dir(func_id, args_id)
+
+    def _output_path(self, entry: str) -> str:
+        # The configured container first; an entry written with the other one still loads.
+        preferred = os.path.join(entry, OUTPUT_NAMES[self.container])
+        if os.path.lexists(preferred):
+            return preferred
+        for name in OUTPUT_NAMES.values():
+            other = os.path.join(entry, name)
+            if os.path.lexists(other):
+                return other
+        return preferred
+
+    # ---- entries ---------------------------------------------------------------------------
+
+    def load_output(self, func_id: str, args_id: str, mmap_mode: str | None) -> Any:
+        entry = self._entry_dir(func_id, args_id)
+        path = f"{entry}{os.sep}{self._output_name}"
+        try:
+            try:
+                return load(path, mmap_mode=mmap_mode)
+            except ArchiveNotFoundError:
+                other = self._output_path(entry)
+                if other == path:
+                    raise
+                return load(other, mmap_mode=mmap_mode)
+        except ArchiveNotFoundError as exc:
+            if os.path.exists(os.path.join(entry, METADATA_NAME)):
+                raise EntryUnreadableError(f"{entry}: the result's archive is missing") from exc
+            raise EntryNotFoundError(entry) from exc
+        except ArchiveError as exc:
+            raise EntryUnreadableError(str(exc)) from exc
+        except Exception as exc:  # unpickling can fail in any way (a class that moved, ...)
+            raise EntryUnreadableError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
+    def read_metadata(self, func_id: str, args_id: str) -> dict[str, Any]:
+        entry = self._entry_dir(func_id, args_id)
+        try:
+            with open(os.path.join(entry, METADATA_NAME), "rb") as file:
+                document = json.load(file)
+        except FileNotFoundError as exc:
+            if os.path.isdir(entry):
+                raise EntryUnreadableError(f"{entry}: its {METADATA_NAME} is missing") from exc
+            raise EntryNotFoundError(entry) from exc
+        except (OSError, ValueError) as exc:
+            raise EntryUnreadableError(f"{entry}: unreadable {METADATA_NAME}: {exc}") from exc
+        if not isinstance(document, dict):
+            raise EntryUnreadableError(f"{entry}: {METADATA_NAME} does not hold an object")
+        return document
+
+    def contains(self, func_id: str, args_id: str) -> bool:
+        return os.path.exists(os.path.join(self._entry_dir(func_id, args_id), METADATA_NAME))
+
+    def touch(self, func_id: str, args_id: str) -> None:
+        # Only the small metadata file's mtime changes: no data is rewritten, and atime (which
+        # many file systems do not keep) is not relied on.
+        with contextlib.suppress(OSError):
+            os.utime(f"{self._entry_dir(func_id, args_id)}{os.sep}{METADATA_NAME}")
+
+    def write_entry(
+        self,
+        func_id: str,
+        args_id: str,
+        output: Any,
+        metadata: Mapping[str, Any],
+        *,
+        compress: Any,
+        replace: bool,
+    ) -> dict[str, Any]:
+        function_dir = self._function_dir(func_id)
+        os.makedirs(function_dir, exist_ok=True)
+        staging = self._staging_name(function_dir, args_id)
+        os.mkdir(staging)
+        try:
+            dump(
+                output,
+                os.path.join(staging, OUTPUT_NAMES[self.container]),
+                compress=compress,
+                fsync=self.fsync,
+            )
+            stored = dict(metadata)
+            stored["size"] = _tree_size(staging)
+            stored["container"] = self.container
+            # metadata.json is written last: an entry folder without it is incomplete.
+            with open(os.path.join(staging, METADATA_NAME), "w", encoding="utf-8") as file:
+                json.dump(stored, file)
+            stored["size"] += os.path.getsize(os.path.join(staging, METADATA_NAME))
+            self._publish(staging, os.path.join(function_dir, args_id), replace=replace)
+        finally:
+            if os.path.lexists(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+        return stored
+
+    def _staging_name(self, parent: str, name: str) -> str:
+        return os.path.join(parent, f".{name}{STAGING_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+    def _publish(self, staging: str, target: str, *, replace: bool) -> None:
+        """Rename ``staging`` to ``target``; an existing complete entry is kept or replaced.
+
+        rename() onto a non-empty folder fails, so replacing takes two renames: readers in
+        between find no entry (an ordinary miss), never a mixed one.
+        """
+        for _ in range(_PUBLISH_ATTEMPTS):
+            try:
+                os.rename(staging, target)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            if not replace and os.path.exists(os.path.join(target, METADATA_NAME)):
+                return  # another writer stored this call meanwhile: its entry is as good
+            retired = self._staging_name(os.path.dirname(target), os.path.basename(target)) + "-old"
+            try:
+                os.rename(target, retired)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(retired, ignore_errors=True)
+        # Other writers kept winning the race; the entry they left is complete.
+
+    def remove_entry(self, func_id: str, args_id: str) -> None:
+        self._remove_tree(self._entry_dir(func_id, args_id))
+
+    def _remove_tree(self, path: str) -> None:
+        # Renamed away first so that no reader ever sees a half-deleted entry.
+        parent, name = os.path.split(path)
+        retired = self._staging_name(parent, name) + "-old"
+        try:
+            os.rename(path, retired)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(retired, ignore_errors=True)
+
+    def remove_stale_staging(self, func_id: str, older_than: float = STALE_STAGING_SECONDS) -> None:
+        function_dir = self._function_dir(func_id)
+        try:
+            candidates = [e for e in os.scandir(function_dir) if STAGING_MARK in e.name]
+        except OSError:
+            return
+        current = time.time()
+        for entry in candidates:
+            try:
+                age = current - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            pid_text = entry.name.split(STAGING_MARK, 1)[1].split("-", 1)[0]
+            dead = pid_text.isdigit() and not process_alive(int(pid_text))
+            if age > older_than or (dead and age > _DEAD_WRITER_GRACE_SECONDS):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+    # ---- functions -------------------------------------------------------------------------
+
+    def read_function_record(self, func_id: str) -> dict[str, Any] | None:
+        try:
+            with open(os.path.join(self._function_dir(func_id), FUNCTION_RECORD_NAME), "rb") as file:
+                document = json.load(file)
+        except (OSError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def write_function_record(self, func_id: str, record: Mapping[str, Any]) -> None:
+        function_dir = self._function_dir(func_id)
+        os.makedirs(function_dir, exist_ok=True)
+        _write_json_atomically(os.path.join(function_dir, FUNCTION_RECORD_NAME), record)
+
+    def remove_function(self, func_id: str) -> None:
+        self._remove_tree(self._function_dir(func_id))
+
+    # ---- the whole store -------------------------------------------------------------------
+
+    def list_functions(self) -> list[str]:
+        functions: list[str] = []
+        for module in _visible_dirs(self.root):
+            functions.extend(f"{module}/{name}" for name in _visible_dirs(os.path.join(self.root, module)))
+        return sorted(functions)
+
+    def list_entries(self, func_id: str) -> list[EntryStat]:
+        function_dir = self._function_dir(func_id)
+        entries = []
+        for args_id in _visible_dirs(function_dir):
+            entry = os.path.join(function_dir, args_id)
+            metadata_path = os.path.join(entry, METADATA_NAME)
+            try:
+                last_access = os.stat(metadata_path).st_mtime
+                with open(metadata_path, "rb") as file:
+                    size = int(json.load(file)["size"])
+            except (OSError, ValueError, KeyError, TypeError):
+                # A damaged entry still takes room: count it, so eviction can reclaim it.
+                try:
+                    last_access = os.stat(entry).st_mtime
+                except OSError:
+                    continue  # removed meanwhile
+                size = _tree_size(entry)
+            entries.append(EntryStat(func_id, args_id, size, last_access))
+        return entries
+
+    def clear(self) -> None:
+        self._remove_tree(self.root)
+
+
+def _visible_dirs(path: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(path) if not e.name.startswith(".") and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _rebuild_local(location: str, container: str, fsync: bool) -> LocalStoreBackend:
+    return LocalStoreBackend(location, container=container, fsync=fsync)

@@ -1,0 +1,151 @@
+"""The contract of a cache store: where ``Memory`` keeps its entries.
+
+A store holds, per cached function (its *function id*, ``<module>/<qualified name>``), a code
+record and one *entry* per cached call (its *args id*). An entry is a zoblib archive of the
+result plus a small metadata document. A store must make each entry appear whole or not at all:
+readers never see a half-written entry, whatever other processes do at the same time.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: File names inside a function's folder and inside an entry.
+FUNCTION_RECORD_NAME = "func_code.json"
+METADATA_NAME = "metadata.json"
+#: Staging leftovers (of killed writers) older than this are deleted by later writes.
+STALE_STAGING_SECONDS = 3600.0
+
+
+class EntryNotFoundError(KeyError):
+    """No entry for this call (never stored, cleared, evicted): an ordinary cache miss."""
+
+
+class EntryUnreadableError(Exception):
+    """An entry exists but cannot be read (damaged archive, missing file, bad metadata)."""
+
+
+@dataclass(frozen=True)
+class EntryStat:
+    """What eviction needs to know of one entry."""
+
+    func_id: str
+    args_id: str
+    #: Bytes the entry takes in the store (archive and metadata).
+    size: int
+    #: When the entry was last written or read (seconds since the epoch).
+    last_access: float
+
+
+class StoreBackend(ABC):
+    """Where a ``Memory`` keeps its entries; subclass it and pass it to ``register_store_backend``.
+
+    Subclasses are constructed as ``cls(location, **backend_options)`` and must be picklable
+    (``MemorizedResult`` references travel to other processes).
+
+    Attributes
+    ----------
+    supports_mmap : bool
+        Whether ``load_output(..., mmap_mode='r')`` can return memory maps (local files only).
+    """
+
+    supports_mmap: ClassVar[bool] = False
+    location: str
+
+    # ---- entries ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def load_output(self, func_id: str, args_id: str, mmap_mode: str | None) -> Any:
+        """The cached result.
+
+        Raises
+        ------
+        EntryNotFoundError
+            If there is no such entry.
+        EntryUnreadableError
+            If the entry exists but its archive cannot be loaded.
+        """
+
+    @abstractmethod
+    def read_metadata(self, func_id: str, args_id: str) -> dict[str, Any]:
+        """The entry's metadata (raises like :meth:`load_output`)."""
+
+    @abstractmethod
+    def write_entry(
+        self,
+        func_id: str,
+        args_id: str,
+        output: Any,
+        metadata: Mapping[str, Any],
+        *,
+        compress: Any,
+        replace: bool,
+    ) -> dict[str, Any]:
+        """Store a result atomically; return the metadata stored (with ``size`` added).
+
+        With ``replace=False`` an entry another writer completed meanwhile may be kept instead
+        of this one (both hold the result of the same call); with ``replace=True`` this one wins.
+        """
+
+    @abstractmethod
+    def contains(self, func_id: str, args_id: str) -> bool:
+        """Whether a complete entry exists (it is not loaded)."""
+
+    @abstractmethod
+    def touch(self, func_id: str, args_id: str) -> None:
+        """Record a read of the entry, for least-recently-used eviction; cheap, never raises."""
+
+    @abstractmethod
+    def remove_entry(self, func_id: str, args_id: str) -> None:
+        """Delete one entry (no error if it is already gone)."""
+
+    @abstractmethod
+    def entry_location(self, func_id: str, args_id: str) -> str:
+        """Where the entry lives, for messages and for opening it with ``zoblib.load``."""
+
+    # ---- functions -------------------------------------------------------------------------
+
+    @abstractmethod
+    def read_function_record(self, func_id: str) -> dict[str, Any] | None:
+        """The code record stored for the function, or None (none, or unreadable)."""
+
+    @abstractmethod
+    def write_function_record(self, func_id: str, record: Mapping[str, Any]) -> None:
+        """Store the function's code record atomically."""
+
+    @abstractmethod
+    def remove_function(self, func_id: str) -> None:
+        """Delete every entry of the function and its code record."""
+
+    # ---- the whole store -------------------------------------------------------------------
+
+    @abstractmethod
+    def list_functions(self) -> list[str]:
+        """The function ids that have a folder in the store."""
+
+    @abstractmethod
+    def list_entries(self, func_id: str) -> list[EntryStat]:
+        """The complete entries of one function (partial writes left out)."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Delete everything this store holds."""
+
+    def remove_stale_staging(self, func_id: str, older_than: float = STALE_STAGING_SECONDS) -> None:
+        """Delete what killed writers left behind in the function's folder (default: nothing).
+
+        Stores whose writes cannot leave partial files (object stores) need not override it.
+        """
+        del func_id, older_than
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(location={self.location!r})"
+
+
+def now() -> float:
+    """The current time, as entries record it (seconds since the epoch)."""
+    return time.time()

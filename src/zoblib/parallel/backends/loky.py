@@ -1,0 +1,114 @@
+"""The ``'loky'`` backend (the default): robust worker processes, reused across calls."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, ClassVar
+
+import loky
+from loky.process_executor import TerminatedWorkerError
+
+from zoblib.errors import WorkerDiedError
+from zoblib.parallel.backends.base import (
+    A,
+    ParallelBackendBase,
+    R,
+    exit_codes_of,
+    worker_died,
+)
+
+#: Seconds an idle worker waits for new tasks before it exits.
+IDLE_WORKER_TIMEOUT = 300.0
+
+_EXIT_CODE = re.compile(r"\w+\((-?\d+)\)")
+# Every pool handed out (loky keeps one per thread), so that shutdown_workers finds them all.
+_pools: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+class LokyBackend(ParallelBackendBase):
+    """Run tasks in loky's reusable pool of worker processes.
+
+    Workers start once (without fork: safe with threads and any library state), stay alive
+    between calls for ``idle_worker_timeout`` seconds, and a worker that dies is detected at
+    once; the pool is then replaced on the next call.
+
+    Parameters
+    ----------
+    idle_worker_timeout
+        Seconds an idle worker waits for new tasks before it exits.
+    """
+
+    name: ClassVar[str] = "loky"
+    supports_shared_folder: ClassVar[bool] = True
+    supports_abort_running: ClassVar[bool] = True
+    supports_worker_env: ClassVar[bool] = True
+
+    def __init__(self, idle_worker_timeout: float = IDLE_WORKER_TIMEOUT) -> None:
+        self.idle_worker_timeout = idle_worker_timeout
+        self._executor: Any = None
+        self._processes: dict[int, Any] = {}
+        self._settings: tuple[int, dict[str, str]] = (1, {})
+
+    def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
+        """Get loky's reusable pool with ``n_jobs`` workers (a new one if the environment changed)."""
+        self._settings = (n_jobs, dict(worker_env))
+        self._executor = self._reusable_pool()
+
+    def _reusable_pool(self) -> Any:
+        n_jobs, env = self._settings
+        pool = loky.get_reusable_executor(max_workers=n_jobs, timeout=self.idle_worker_timeout, env=env)
+        _pools.add(pool)
+        return pool
+
+    def submit(self, function: Callable[[A], R], argument: A) -> Future[R]:
+        """Send ``function(argument)`` to a worker process."""
+        if self._executor is None:
+            raise RuntimeError("LokyBackend.submit called before start")
+        try:
+            future: Future[R] = self._executor.submit(function, argument)
+        except BrokenProcessPool:
+            # A worker of an earlier call died and loky flagged the pool broken only after
+            # handing it out again: take a fresh pool, once.
+            self._executor = self._reusable_pool()
+            future = self._executor.submit(function, argument)
+        # Kept to read exit codes should a worker die (loky only prints them in a message).
+        self._processes = dict(getattr(self._executor, "_processes", {}))
+        return future
+
+    def stop(self) -> None:
+        """Leave the workers running for the next call; they exit when idle long enough."""
+        self._executor = None
+
+    def abort(self) -> None:
+        """Kill the workers (running tasks included); the next call starts new ones."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, kill_workers=True)
+            self._executor = None
+
+    def worker_failure(self, error: BaseException) -> WorkerDiedError | None:
+        """Translate loky's ``TerminatedWorkerError`` into :class:`~zoblib.WorkerDiedError`."""
+        if not isinstance(error, TerminatedWorkerError):
+            return None  # other broken-pool errors (a task that failed to unpickle) say why
+        codes = tuple(int(code) for code in _EXIT_CODE.findall(str(error)))
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # Settle the broken pool now, so that the next call does not get it back.
+            executor.shutdown(wait=True, kill_workers=True)
+        return worker_died(self.name, codes or exit_codes_of(self._processes))
+
+
+def shutdown_workers() -> None:
+    """Stop loky's reusable worker processes now instead of when they are idle long enough.
+
+    Examples
+    --------
+    >>> from zoblib.parallel.backends.loky import shutdown_workers
+    >>> shutdown_workers()
+    """
+    for pool in list(_pools):
+        pool.shutdown(wait=True, kill_workers=True)
+    _pools.clear()

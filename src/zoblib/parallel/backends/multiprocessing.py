@@ -1,0 +1,97 @@
+"""The ``'multiprocessing'`` backend: the standard library's process pool."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, ClassVar
+
+from zoblib.errors import WorkerDiedError
+from zoblib.parallel.backends.base import A, ParallelBackendBase, R, exit_codes_of, worker_died
+
+
+def _set_environment(env: Mapping[str, str]) -> None:
+    os.environ.update(env)
+
+
+class MultiprocessingBackend(ParallelBackendBase):
+    """Run tasks in a :class:`concurrent.futures.ProcessPoolExecutor`.
+
+    Workers are started with ``'forkserver'`` where the platform has it (``'spawn'``
+    elsewhere): forking a parent that runs threads can deadlock. The pool lives for one call,
+    or for a ``with Parallel(...)`` block. ``worker_env`` is set when a worker starts, which
+    limits BLAS/OpenMP threads only for libraries the worker had not loaded yet.
+
+    Parameters
+    ----------
+    start_method
+        A :mod:`multiprocessing` start method, to override the choice above.
+    """
+
+    name: ClassVar[str] = "multiprocessing"
+    supports_shared_folder: ClassVar[bool] = True
+    supports_abort_running: ClassVar[bool] = True
+
+    def __init__(self, start_method: str | None = None) -> None:
+        if start_method is None:
+            methods = multiprocessing.get_all_start_methods()
+            start_method = "forkserver" if "forkserver" in methods else "spawn"
+        self.start_method = start_method
+        self._executor: ProcessPoolExecutor | None = None
+        self._n_jobs = 0
+        self._processes: dict[int, Any] = {}
+
+    def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
+        """Start a pool of ``n_jobs`` processes, or keep the running one if it has that size."""
+        if self._executor is not None and self._n_jobs == n_jobs:
+            return
+        self.stop()
+        self._executor = ProcessPoolExecutor(
+            n_jobs,
+            mp_context=multiprocessing.get_context(self.start_method),
+            initializer=_set_environment,
+            initargs=(dict(worker_env),),
+        )
+        self._n_jobs = n_jobs
+
+    def submit(self, function: Callable[[A], R], argument: A) -> Future[R]:
+        """Send ``function(argument)`` to a worker process."""
+        if self._executor is None:
+            raise RuntimeError("MultiprocessingBackend.submit called before start")
+        future = self._executor.submit(function, argument)
+        # Kept to read exit codes should a worker die; the executor does not report them.
+        self._processes = dict(getattr(self._executor, "_processes", None) or {})
+        return future
+
+    def stop(self) -> None:
+        """Wait for the workers to finish and end them."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def abort(self) -> None:
+        """Kill the workers (running tasks included)."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = dict(getattr(executor, "_processes", None) or {})
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes.values():
+            if process.is_alive():
+                process.kill()
+        for process in processes.values():
+            process.join(timeout=5)
+
+    def worker_failure(self, error: BaseException) -> WorkerDiedError | None:
+        """Translate ``BrokenProcessPool`` into :class:`~zoblib.WorkerDiedError`."""
+        if not isinstance(error, BrokenProcessPool):
+            return None
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # Let the pool's own thread finish reaping the workers first: reading an exit code
+            # while it does races with it (and with forkserver, one reader then sees 255).
+            executor.shutdown(wait=True, cancel_futures=True)
+        return worker_died(self.name, exit_codes_of(self._processes))

@@ -1,0 +1,345 @@
+"""``Parallel``: joblib's API for running ``delayed`` tasks on a pool of workers."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterable, Iterator, Sized
+from types import TracebackType
+from typing import Any, Literal
+
+from zoblib.parallel.arrays import memmap_mode
+from zoblib.parallel.backends.base import ParallelBackendBase
+from zoblib.parallel.batching import check_batch_size, parse_pre_dispatch
+from zoblib.parallel.config import (
+    FALSE_DEFAULT,
+    INHERITED_IN_WORKERS,
+    MAX_NBYTES_DEFAULT,
+    MMAP_MODE_DEFAULT,
+    NONE_DEFAULT,
+    PREFER_VALUES,
+    REQUIRE_VALUES,
+    VERBOSE_DEFAULT,
+    WorkerShare,
+    available_cpus,
+    check_choice,
+    get_active_config,
+    is_default,
+    parse_nbytes,
+    setting,
+    worker_share,
+)
+from zoblib.parallel.delayed import check_task
+from zoblib.parallel.progress import Progress
+from zoblib.parallel.registry import default_backend_name, make_backend
+from zoblib.parallel.run import CallPlan, CallRun
+from zoblib.parallel.worker import WorkerSetup
+
+ReturnAs = Literal["list", "generator", "generator_unordered"]
+RETURN_AS_VALUES = ("list", "generator", "generator_unordered")
+#: Environment variables that cap the thread pools of BLAS, OpenMP and numexpr in workers.
+THREAD_LIMIT_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+class Parallel:
+    """Run ``delayed`` tasks in parallel; big numpy arrays travel as memory-mapped files.
+
+    Parameters
+    ----------
+    n_jobs
+        Number of workers. ``-1`` uses all CPUs (see :func:`~zoblib.cpu_count`), ``-2`` all but
+        one, and so on. ``None`` means 1 unless a ``parallel_config`` block sets it. With one
+        worker the tasks run in the calling thread.
+    backend
+        ``'loky'`` (default: reusable worker processes), ``'multiprocessing'``,
+        ``'threading'``, ``'sequential'``, a name registered with
+        :func:`~zoblib.register_parallel_backend`, or a backend object.
+    return_as
+        ``'list'``: a list of the results in input order. ``'generator'``: yield them in input
+        order as they come. ``'generator_unordered'``: yield them as they finish.
+    verbose
+        Print progress messages to standard error; more the higher (joblib's levels).
+    timeout
+        Seconds a task (a batch of tasks) may run; longer raises
+        :class:`~zoblib.ParallelTimeoutError` (a ``TimeoutError``). Ignored with one worker.
+    pre_dispatch
+        Batches kept in flight: an int, ``'all'``, or an expression such as
+        ``'2 * n_jobs'``.
+    batch_size
+        Tasks sent to a worker at once: ``'auto'`` adapts it so that batches last about
+        50 ms; an int fixes it.
+    temp_folder
+        Where arrays by reference are written (default: ``$ZOBLIB_TEMP_FOLDER``, else
+        ``/dev/shm`` when it has room, else the system's temporary folder).
+    max_nbytes
+        Numpy arrays larger than this (``'1M'``, ``'100K'``, an int) go to process workers as
+        read-only memory maps of a file written once per call, and large array results come
+        back the same way. ``None`` switches this off.
+    mmap_mode
+        How workers map those arrays: ``'r'`` (read-only), ``'r+'`` (writes go to the shared
+        file), ``'c'`` (private copy-on-write), ``'w+'`` (as ``'r+'``). ``None`` switches arrays
+        by reference off, as ``max_nbytes=None`` does.
+    prefer
+        ``'processes'`` or ``'threads'``: the backend to use when none is chosen.
+    require
+        ``'sharedmem'``: the tasks need shared memory, so threads are used.
+    progress_bar
+        Draw a progress bar with rate and time left on standard error.
+
+    Examples
+    --------
+    >>> from math import sqrt
+    >>> from zoblib.parallel import Parallel, delayed
+    >>> Parallel(n_jobs=2)(delayed(sqrt)(i**2) for i in range(5))
+    [0.0, 1.0, 2.0, 3.0, 4.0]
+    """
+
+    def __init__(
+        self,
+        n_jobs: int | None = NONE_DEFAULT,
+        backend: str | ParallelBackendBase | None = NONE_DEFAULT,
+        return_as: ReturnAs = "list",
+        verbose: int = VERBOSE_DEFAULT,
+        timeout: float | None = None,
+        pre_dispatch: int | str = "2 * n_jobs",
+        batch_size: int | str = "auto",
+        temp_folder: str | os.PathLike[str] | None = NONE_DEFAULT,
+        max_nbytes: int | str | None = MAX_NBYTES_DEFAULT,
+        mmap_mode: str | None = MMAP_MODE_DEFAULT,
+        prefer: str | None = NONE_DEFAULT,
+        require: str | None = NONE_DEFAULT,
+        *,
+        progress_bar: bool = FALSE_DEFAULT,
+    ) -> None:
+        self.prefer = setting("prefer", prefer)
+        self.require = setting("require", require)
+        check_choice("prefer", self.prefer, PREFER_VALUES)
+        check_choice("require", self.require, REQUIRE_VALUES)
+        self.backend = _choose_backend(backend, self.prefer, self.require)
+        chosen_n_jobs = setting("n_jobs", n_jobs)
+        self.n_jobs = self.backend.default_n_jobs if chosen_n_jobs is None else chosen_n_jobs
+        self.backend.effective_n_jobs(self.n_jobs)  # reject n_jobs=0 now, not at call time
+        check_choice("return_as", return_as, RETURN_AS_VALUES)
+        self.return_as = return_as
+        self.verbose = int(setting("verbose", verbose))
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be None or positive, got {timeout!r}")
+        self.timeout = timeout
+        parse_pre_dispatch(pre_dispatch, 1)
+        self.pre_dispatch = pre_dispatch
+        self.batch_size = check_batch_size(batch_size)
+        folder = setting("temp_folder", temp_folder)
+        self.temp_folder = None if folder is None else os.fspath(folder)
+        self.max_nbytes = parse_nbytes(setting("max_nbytes", max_nbytes))
+        self.mmap_mode = setting("mmap_mode", mmap_mode)
+        if self.mmap_mode is not None:
+            memmap_mode(self.mmap_mode)
+        self.progress_bar = bool(setting("progress_bar", progress_bar))
+        self._inner_threads: int | None = get_active_config().get("inner_max_num_threads")
+        self._inherited = {
+            key: value for key, value in get_active_config().items() if key in INHERITED_IN_WORKERS
+        }
+        self._keep_workers = False
+        self._running = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_jobs={self.n_jobs}, backend={self.backend.name!r})"
+
+    # -- reuse --------------------------------------------------------------------------------
+
+    def __enter__(self) -> Parallel:
+        """Start the workers once for every call made inside the ``with`` block."""
+        n_jobs = self.backend.effective_n_jobs(self.n_jobs)
+        if n_jobs > 1:
+            self.backend.start(n_jobs, self._worker_env(n_jobs))
+        self._keep_workers = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._keep_workers = False
+        self.backend.stop()
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def __call__(self, iterable: Iterable[Any]) -> Any:
+        """Run the tasks of ``iterable`` (``delayed(f)(x)`` items).
+
+        Returns
+        -------
+        list or generator
+            As ``return_as`` says.
+
+        Raises
+        ------
+        Exception
+            The first exception a task raised, of its original type, with the worker's
+            traceback in its notes; the other tasks are cancelled.
+        WorkerDiedError
+            If a worker process died; the next call starts new workers.
+        ParallelTimeoutError
+            If a task ran longer than ``timeout``.
+        """
+        if self._running:
+            raise RuntimeError(
+                "this Parallel object is already running a call (a generator not exhausted "
+                "yet?); use another Parallel object for concurrent calls"
+            )
+        n_jobs = self.backend.effective_n_jobs(self.n_jobs)
+        total = len(iterable) if isinstance(iterable, Sized) else None
+        progress = Progress(
+            verbose=self.verbose,
+            progress_bar=self.progress_bar,
+            label=f"Parallel(n_jobs={n_jobs})",
+            total=total,
+        )
+        if n_jobs == 1:
+            progress.begin("Running the tasks sequentially in this process.")
+            results = self._run_inline(iterable, progress)
+        else:
+            progress.begin(f"Using backend {self.backend.name} with {n_jobs} concurrent workers.")
+            results = self._run_pool(iterable, n_jobs, progress)
+        return list(results) if self.return_as == "list" else results
+
+    def _run_inline(self, iterable: Iterable[Any], progress: Progress) -> Iterator[Any]:
+        self._running = True
+        completed = False
+        try:
+            for index, task in enumerate(iterable):
+                function, args, kwargs = check_task(task, index)
+                result = function(*args, **kwargs)
+                progress.update(1)
+                yield result
+            progress.set_total(progress.done)
+            completed = True
+        finally:
+            self._running = False
+            progress.finish(completed)
+
+    def _run_pool(self, iterable: Iterable[Any], n_jobs: int, progress: Progress) -> Iterator[Any]:
+        plan = CallPlan(
+            backend=self.backend,
+            n_jobs=n_jobs,
+            timeout=self.timeout,
+            pre_dispatch=parse_pre_dispatch(self.pre_dispatch, n_jobs),
+            batch_size=self.batch_size,
+            temp_folder=self.temp_folder,
+            max_nbytes=self.max_nbytes,
+            mmap_mode=self.mmap_mode,
+            worker_env=self._worker_env(n_jobs),
+            setup=WorkerSetup(
+                share=self._share(n_jobs),
+                inherited=self._inherited,
+                max_nbytes=self.max_nbytes if self.mmap_mode else None,
+            ),
+            keep_workers=self._keep_workers,
+        )
+        run = CallRun(plan, iterable, progress, on_close=self._call_ended)
+        self._running = True
+        run.start()
+        results = _unordered(run) if self.return_as == "generator_unordered" else _ordered(run)
+        # A generator dropped before its first next() never runs its finally: end the call then.
+        weakref.finalize(results, run.close, False)
+        return results
+
+    def _call_ended(self) -> None:
+        self._running = False
+
+    def _share(self, n_jobs: int) -> WorkerShare:
+        outer = worker_share()
+        level = 0 if outer is None else outer.nesting_level
+        return WorkerShare(nesting_level=level + 1, cpus=max(1, available_cpus() // n_jobs))
+
+    def _worker_env(self, n_jobs: int) -> dict[str, str]:
+        threads = self._inner_threads or self._share(n_jobs).cpus
+        # A limit the user exported already is theirs to keep.
+        return {name: str(threads) for name in THREAD_LIMIT_VARIABLES if name not in os.environ}
+
+
+def _ordered(run: CallRun) -> Iterator[Any]:
+    completions = run.completions()
+    waiting: dict[int, list[Any]] = {}
+    next_index = 0
+    try:
+        for start, results in completions:
+            waiting[start] = results
+            while next_index in waiting:
+                batch = waiting.pop(next_index)
+                next_index += len(batch)
+                yield from batch
+    finally:
+        completions.close()
+
+
+def _unordered(run: CallRun) -> Iterator[Any]:
+    completions = run.completions()
+    try:
+        for _, results in completions:
+            yield from results
+    finally:
+        completions.close()
+
+
+def effective_n_jobs(n_jobs: int | None = -1) -> int:
+    """Return the number of workers ``Parallel(n_jobs=n_jobs)`` would use here.
+
+    It takes the active ``parallel_config`` into account (its backend and, for
+    ``n_jobs=None``, its ``n_jobs``), and inside a worker counts that worker's share of CPUs.
+
+    Parameters
+    ----------
+    n_jobs
+        As for :class:`Parallel`.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> from zoblib.parallel import cpu_count, effective_n_jobs
+    >>> effective_n_jobs(1)
+    1
+    >>> effective_n_jobs(-1) == cpu_count()
+    True
+    """
+    backend = _choose_backend(None, None, None)
+    chosen = setting("n_jobs", n_jobs)
+    return backend.effective_n_jobs(backend.default_n_jobs if chosen is None else chosen)
+
+
+def _choose_backend(
+    backend: str | ParallelBackendBase | None, prefer: str | None, require: str | None
+) -> ParallelBackendBase:
+    if not is_default(backend) and backend is not None:
+        chosen = make_backend(backend)
+        if require == "sharedmem" and not chosen.supports_sharedmem:
+            raise ValueError(
+                f"backend {chosen.name!r} does not share memory with the caller, but "
+                "require='sharedmem' was given: use backend='threading', or drop require"
+            )
+        return chosen
+    active = get_active_config()
+    if active.get("backend") is not None:
+        chosen = make_backend(active["backend"], **active.get("backend_params", {}))
+        if require == "sharedmem" and not chosen.supports_sharedmem:
+            return make_backend("threading")
+        return chosen
+    if prefer == "threads" or require == "sharedmem":
+        return make_backend("threading")
+    chosen = make_backend(default_backend_name())
+    if prefer == "processes" and chosen.supports_sharedmem:
+        return make_backend("loky")
+    return chosen

@@ -1,0 +1,112 @@
+"""The registry of parallel backends, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from zoblib.errors import UnknownBackendError
+from zoblib.parallel.backends.base import ParallelBackendBase
+
+BackendFactory = Callable[..., ParallelBackendBase]
+
+
+def _loky(**params: Any) -> ParallelBackendBase:
+    from zoblib.parallel.backends.loky import LokyBackend
+
+    return LokyBackend(**params)
+
+
+def _multiprocessing(**params: Any) -> ParallelBackendBase:
+    from zoblib.parallel.backends.multiprocessing import MultiprocessingBackend
+
+    return MultiprocessingBackend(**params)
+
+
+def _threading(**params: Any) -> ParallelBackendBase:
+    from zoblib.parallel.backends.threading import ThreadingBackend
+
+    return ThreadingBackend(**params)
+
+
+def _sequential(**params: Any) -> ParallelBackendBase:
+    from zoblib.parallel.backends.sequential import SequentialBackend
+
+    return SequentialBackend(**params)
+
+
+# Built-ins import their module on first use: loky costs time to import.
+_backends: dict[str, BackendFactory] = {
+    "loky": _loky,
+    "multiprocessing": _multiprocessing,
+    "threading": _threading,
+    "sequential": _sequential,
+}
+_default_name = ["loky"]
+
+#: The registered backend factories by name (read-only; add with register_parallel_backend).
+BACKENDS: Mapping[str, BackendFactory] = MappingProxyType(_backends)
+
+
+def register_parallel_backend(name: str, factory: BackendFactory, make_default: bool = False) -> None:
+    """Make a parallel backend available by name to ``Parallel`` and ``parallel_config``.
+
+    Parameters
+    ----------
+    name
+        The name to pass as ``backend=``; registering a name again replaces its factory.
+    factory
+        Called with the ``backend_params`` of ``parallel_config`` (none otherwise) to make a
+        :class:`~zoblib.ParallelBackendBase` instance, usually the backend class itself.
+    make_default
+        Use this backend when no backend, ``prefer`` or ``require`` says otherwise.
+
+    Examples
+    --------
+    >>> from zoblib.parallel import Parallel, delayed, register_parallel_backend
+    >>> from zoblib.parallel.backends.threading import ThreadingBackend
+    >>> register_parallel_backend("my_threads", ThreadingBackend)
+    >>> Parallel(n_jobs=2, backend="my_threads")(delayed(abs)(-i) for i in range(3))
+    [0, 1, 2]
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"the factory of backend {name!r} must be callable, got {factory!r}")
+    _backends[name] = factory
+    if make_default:
+        _default_name[0] = name
+
+
+def default_backend_name() -> str:
+    """Return the name of the backend used when nothing else chooses one."""
+    return _default_name[0]
+
+
+def check_backend(backend: object) -> None:
+    """Raise unless ``backend`` is a registered name or a backend object."""
+    if isinstance(backend, ParallelBackendBase):
+        return
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a name or a ParallelBackendBase instance, got {backend!r}")
+    if backend not in _backends:
+        known = ", ".join(repr(name) for name in sorted(_backends))
+        raise UnknownBackendError(
+            f"unknown parallel backend {backend!r}; known backends: {known}. Another backend "
+            "must be registered first with zoblib.register_parallel_backend(name, factory), "
+            "which packages providing one do on import."
+        )
+
+
+def make_backend(backend: str | ParallelBackendBase, **params: Any) -> ParallelBackendBase:
+    """Return a backend object for a registered name (made with ``params``) or the object itself."""
+    check_backend(backend)
+    if isinstance(backend, ParallelBackendBase):
+        return backend
+    made = _backends[backend](**params)
+    if not isinstance(made, ParallelBackendBase):
+        raise TypeError(
+            f"the factory of backend {backend!r} returned {made!r}, which is not a ParallelBackendBase"
+        )
+    return made

@@ -1,0 +1,77 @@
+"""Batching of tiny tasks, batch_size, and pre_dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from parallel_helpers import RecordingBackend, sleep_then_return, square
+
+from zoblib.parallel import Parallel, delayed
+from zoblib.parallel.batching import BatchSizer, parse_pre_dispatch
+
+
+def test_many_tiny_tasks_are_batched() -> None:
+    backend = RecordingBackend()
+    results = Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(10_000))
+    assert results == [i * i for i in range(10_000)]
+    assert len(backend.arguments) < 500  # far fewer round trips than tasks
+
+
+def test_many_tiny_tasks_in_processes() -> None:
+    results = Parallel(n_jobs=2)(delayed(square)(i) for i in range(10_000))
+    assert results == [i * i for i in range(10_000)]
+
+
+def test_a_fixed_batch_size_is_kept() -> None:
+    backend = RecordingBackend()
+    Parallel(n_jobs=2, backend=backend, batch_size=7)(delayed(square)(i) for i in range(50))
+    assert len(backend.arguments) == 8  # 7 batches of 7 and one of 1
+
+
+def test_slow_tasks_stay_one_per_batch() -> None:
+    sizer = BatchSizer(None, n_jobs=2)
+    assert sizer.next_size(100) == 1
+    sizer.record(1, 1.0)
+    assert sizer.next_size(100) == 1
+    sizer = BatchSizer(None, n_jobs=2)
+    sizer.record(10, 0.0001)
+    assert sizer.next_size(None) > 100
+    assert sizer.next_size(40) == 10  # the tail is shared out between the workers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2 * n_jobs", 4), ("3*n_jobs", 6), ("n_jobs", 2), (8, 8), (1, 2), ("all", None), ("n_jobs + 1", 3)],
+)
+def test_pre_dispatch_expressions(text: int | str, expected: int | None) -> None:
+    assert parse_pre_dispatch(text, 2) == expected
+
+
+@pytest.mark.parametrize("text", ["__import__('os').getpid()", "n_jobs ** 99", "x * 2", "2.5"])
+def test_pre_dispatch_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match="pre_dispatch"):
+        parse_pre_dispatch(text, 2)
+
+
+def counting(consumed: list[int], n: int) -> Iterator[object]:
+    for i in range(n):
+        consumed.append(i)
+        yield delayed(sleep_then_return)(0.05, i)
+
+
+def test_pre_dispatch_bounds_how_much_input_is_taken_ahead() -> None:
+    consumed: list[int] = []
+    output = Parallel(n_jobs=2, return_as="generator", batch_size=1, pre_dispatch="n_jobs")(
+        counting(consumed, 20)
+    )
+    assert next(output) == 0
+    assert len(consumed) <= 6
+    assert list(output) == list(range(1, 20))
+
+    consumed.clear()
+    output = Parallel(n_jobs=2, return_as="generator", batch_size=1, pre_dispatch="all")(
+        counting(consumed, 20)
+    )
+    assert len(consumed) == 20
+    assert list(output) == list(range(20))
