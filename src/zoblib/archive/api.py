@@ -6,7 +6,7 @@ import os
 import pickle
 from typing import IO, Any
 
-from zoblib.archive.compression import resolve_compression
+from zoblib.archive.compression import is_adaptive, resolve_compression
 from zoblib.archive.containers import container_format, open_reader, open_writer
 from zoblib.archive.containers.hdf5 import hdf5_codec
 from zoblib.archive.reader import MMAP_MODES, ArchiveReader
@@ -93,6 +93,7 @@ def dump(
         pack_threshold=max(pack_threshold, inline_threshold),
         chunk_nbytes=chunk_nbytes,
         checksum=checksum,
+        adaptive=is_adaptive(compress),
     )
     target: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     where = target if isinstance(target, str) else str(getattr(target, "name", "<file object>"))

@@ -7,6 +7,7 @@ archive's ``refs`` give each member's element offset, shape and order.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_chunk, raw_pieces, storage_order
+from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.integrity import with_checksum
 from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
@@ -75,6 +77,12 @@ def write_pack(
         options.codec,
         options.checksum,
     )
+    if options.adaptive and node.codec is not None:
+        first = arrays[pack.members[0].index]
+        sample = _flat_elements(first, pack.members[0].order)[: node.chunk_shape[0]]
+        node = dataclasses.replace(
+            node, codec=tuned_codec(node.codec, _codec_words(np.ascontiguousarray(sample)))
+        )
     container.write_array(node, PackData(node, pack, arrays))
     return node
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import platform
 import sys
@@ -12,7 +13,8 @@ import numpy as np
 from numcodecs.abc import Codec
 
 from zoblib._version import __version__
-from zoblib.archive.chunks import ArrayData, storage_order
+from zoblib.archive.chunks import ArrayData, chunk_array, storage_order
+from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
@@ -41,6 +43,8 @@ class WriteOptions:
     chunk_nbytes: int = DEFAULT_CHUNK_NBYTES
     #: Whether every chunk carries a CRC-32C (off only for scratch data).
     checksum: bool = True
+    #: Whether the codec may be tuned per array on a sample chunk (integer levels).
+    adaptive: bool = False
 
 
 class _ArrayCollector:
@@ -104,7 +108,11 @@ def _array_node(path: str, array: np.ndarray[Any, Any], options: WriteOptions) -
     order = storage_order(array)
     target = None if options.codec is None else options.chunk_nbytes
     chunk_shape = choose_chunk_shape(array.shape, array.dtype.itemsize, order, target)
-    return ArrayNode(path, array.dtype, array.shape, chunk_shape, order, options.codec, options.checksum)
+    node = ArrayNode(path, array.dtype, array.shape, chunk_shape, order, options.codec, options.checksum)
+    if options.adaptive and options.codec is not None and array.size:
+        sample = chunk_array(array, node, (0,) * array.ndim)
+        node = dataclasses.replace(node, codec=tuned_codec(options.codec, sample))
+    return node
 
 
 def _bytes_node(path: str, nbytes: int, options: WriteOptions) -> ArrayNode:
