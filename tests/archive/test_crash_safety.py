@@ -141,7 +141,11 @@ def test_write_error_midway_keeps_the_old_archive(
         budget[0] -= len(view)
         return real_write(fd, view)
 
+    def writev_until_full(fd: int, buffers: list[object]) -> int:
+        return sum(write_until_full(fd, buffer) for buffer in buffers)
+
     monkeypatch.setattr(os, "write", write_until_full)
+    monkeypatch.setattr(os, "writev", writev_until_full)
     with pytest.raises(zoblib.ArchiveWriteError, match="No space left"):
         zoblib.dump({"x": np.ones(2_000_000), "marker": uuid.uuid4().hex}, path)
     monkeypatch.undo()

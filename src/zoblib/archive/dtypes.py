@@ -87,7 +87,24 @@ def _is_little_or_bytes(dtype: np.dtype[Any]) -> bool:
     return all(_is_little_or_bytes(dtype.fields[name][0]) for name in dtype.names or ())
 
 
+_CORE_NAMES = {"b": "bool", "i": "int", "u": "uint", "f": "float", "c": "complex"}
+_CORE_FILL: dict[str, Any] = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": [0.0, 0.0]}
+
+
+def _core_zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
+    """Zarr v3 core types, without importing zarr (slow to import) for the common case."""
+    if dtype.fields is not None or dtype.kind not in _CORE_NAMES or dtype.char in "gG":
+        return None
+    if dtype.kind == "b":
+        return "bool", False
+    bits = dtype.itemsize * 8
+    return f"{_CORE_NAMES[dtype.kind]}{bits}", _CORE_FILL[dtype.kind]
+
+
 def _zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
+    core = _core_zarr_dtype(dtype)
+    if core is not None:
+        return core
     from zarr.dtype import parse_data_type  # type: ignore[attr-defined]  # import late: zarr is slow to import
 
     try:

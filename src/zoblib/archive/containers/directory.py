@@ -32,6 +32,7 @@ class DirectoryWriter(ZarrStoreWriter):
         self.staging = staging_path(self.path)
         os.mkdir(self.staging)
         self._made_dirs: set[str] = {self.staging}
+        self._writeback_from = 0  # start of the bytes of the current file not yet sent to disk
 
     def _put(self, key: str, pieces: Iterable[memoryview], nbytes: int, *, align: bool) -> None:
         target = os.path.join(self.staging, key)
@@ -46,12 +47,14 @@ class DirectoryWriter(ZarrStoreWriter):
                 view = piece
                 while len(view):
                     view = view[os.write(fd, view) :]
-                if self.durable and len(piece) >= _WRITEBACK_MIN_NBYTES:
-                    start_writeback(fd, position, len(piece))
                 position += len(piece)
+                if self.durable and position - self._writeback_from >= _WRITEBACK_MIN_NBYTES:
+                    start_writeback(fd, self._writeback_from, position - self._writeback_from)
+                    self._writeback_from = position
             if self.durable:
                 os.fsync(fd)
         finally:
+            self._writeback_from = 0
             os.close(fd)
 
     def commit(self) -> list[str]:

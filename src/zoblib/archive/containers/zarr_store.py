@@ -79,11 +79,11 @@ class ZarrStoreReader(ContainerReader):
             raise ArchiveCorruptedError(self.path, f"the archive has no {key!r}: it is incomplete")
         return where
 
-    def read_key(self, key: str) -> bytes:
+    def read_key(self, key: str) -> bytearray:
         where = self._require(key)
         out = bytearray(where.nbytes)
         self._read_range(where, memoryview(out), 0)
-        return bytes(out)
+        return out
 
     def root_attributes(self) -> dict[str, Any]:
         if self._locate(ROOT_METADATA_KEY) is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
@@ -33,6 +33,8 @@ _CRC_OFFSET_IN_LOCAL_HEADER = 14
 # A CRC thread running behind the writes may hold at most this many pieces alive.
 _MAX_PIECES_IN_FLIGHT = 2
 _WRITEBACK_MIN_NBYTES = 8 << 20
+_BATCH_NBYTES = 8 << 20
+_IOV_MAX = 1024  # the most buffers one writev takes on Linux
 
 
 @dataclass
@@ -57,6 +59,7 @@ class ZipStreamWriter:
         self._writeback = writeback and fd is not None
         self._position = file.tell()
         self._members: list[_Member] = []
+        self._unflushed = 0  # bytes written since the last writeback was started
         self._crc_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc")
 
     def add(self, name: str, pieces: Iterable[memoryview], size: int, *, align: int = 0) -> int:
@@ -134,15 +137,29 @@ class ZipStreamWriter:
     # ---- internals ---------------------------------------------------------------------------
 
     def _write(self, data: bytes | memoryview) -> None:
+        self._write_batch([memoryview(data)])
+
+    def _write_batch(self, batch: list[memoryview]) -> None:
+        """Write consecutive pieces with as few system calls as possible (``writev``)."""
+        nbytes = sum(len(piece) for piece in batch)
         if self._fd is None:
-            self._file.write(data)
+            for piece in batch:
+                self._file.write(piece)
         else:
-            view = memoryview(data)
-            while len(view):
-                view = view[os.write(self._fd, view) :]
-            if self._writeback and len(data) >= _WRITEBACK_MIN_NBYTES:
-                start_writeback(self._fd, self._position, len(data))
-        self._position += len(data)
+            pending = [piece for piece in batch if len(piece)]
+            while pending:
+                done = os.writev(self._fd, pending[:_IOV_MAX])
+                while pending and done >= len(pending[0]):
+                    done -= len(pending[0])
+                    pending.pop(0)
+                if done:
+                    pending[0] = pending[0][done:]
+            self._unflushed += nbytes
+            if self._writeback and self._unflushed >= _WRITEBACK_MIN_NBYTES:
+                start = self._position + nbytes - self._unflushed
+                start_writeback(self._fd, start, self._unflushed)
+                self._unflushed = 0
+        self._position += nbytes
 
     def _write_data(self, pieces: Iterable[memoryview], size: int, name: str) -> int:
         if self._fd is None:
@@ -150,13 +167,15 @@ class ZipStreamWriter:
         crc: Future[int] | None = None
         in_flight: list[Future[int]] = []
         written = 0
-        for piece in pieces:
-            crc = self._crc_thread.submit(_chain_crc, crc, piece)
+        for batch in _batches(pieces):
+            # One CRC job and one writev per batch of about 8 MiB: many small pieces (packed
+            # arrays) cost no more system calls or thread hand-offs than one big one.
+            crc = self._crc_thread.submit(_chain_crc, crc, batch)
             in_flight.append(crc)
             if len(in_flight) > _MAX_PIECES_IN_FLIGHT:
                 in_flight.pop(0).result()
-            self._write(piece)
-            written += len(piece)
+            self._write_batch(batch)
+            written += sum(len(piece) for piece in batch)
         if written != size:
             raise ValueError(f"member {name!r}: wrote {written} bytes, expected {size}")
         return 0 if crc is None else crc.result()
@@ -172,6 +191,23 @@ class ZipStreamWriter:
         self._file.seek(self._position)
 
 
-def _chain_crc(previous: Future[int] | None, piece: memoryview) -> int:
+def _chain_crc(previous: Future[int] | None, batch: list[memoryview]) -> int:
     # Runs in the single CRC thread, in submission order, so `previous` is already done.
-    return zlib.crc32(piece, 0 if previous is None else previous.result())
+    value = 0 if previous is None else previous.result()
+    for piece in batch:
+        value = zlib.crc32(piece, value)
+    return value
+
+
+def _batches(pieces: Iterable[memoryview]) -> Iterator[list[memoryview]]:
+    """Consecutive pieces grouped into lists of about :data:`_BATCH_NBYTES` bytes."""
+    batch: list[memoryview] = []
+    nbytes = 0
+    for piece in pieces:
+        batch.append(piece)
+        nbytes += len(piece)
+        if nbytes >= _BATCH_NBYTES:
+            yield batch
+            batch, nbytes = [], 0
+    if batch:
+        yield batch
