@@ -6,8 +6,11 @@ in slices, and compressed arrays are encoded one chunk (a few MiB) at a time.
 
 from __future__ import annotations
 
+import collections
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -102,8 +105,27 @@ def encoded_chunks(
             pieces = raw_pieces(array, node.order)
             yield index, with_checksum(pieces) if node.checksum else pieces
         return
-    for index in node.chunk_indices():
-        yield index, encode_chunk(node, chunk_array(array, node, index))
+    yield from encode_in_threads(node, ((i, chunk_array(array, node, i)) for i in node.chunk_indices()))
+
+
+def encode_in_threads(
+    node: ArrayNode, chunks: Iterable[tuple[tuple[int, ...], Any]]
+) -> Iterator[tuple[tuple[int, ...], list[Buffer]]]:
+    """Encode chunks on one thread per core, in order, with a bounded number in flight.
+
+    The codecs and the checksum release the GIL, so a dump compresses on every core.
+    """
+    workers = max(os.cpu_count() or 1, 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoblib-encode") as pool:
+        in_flight: collections.deque[tuple[tuple[int, ...], Future[list[Buffer]]]] = collections.deque()
+        for index, chunk in chunks:
+            in_flight.append((index, pool.submit(encode_chunk, node, chunk)))
+            if len(in_flight) > 2 * workers:
+                done_index, future = in_flight.popleft()
+                yield done_index, future.result()
+        while in_flight:
+            done_index, future = in_flight.popleft()
+            yield done_index, future.result()
 
 
 def encode_chunk(node: ArrayNode, chunk: Any) -> list[memoryview]:

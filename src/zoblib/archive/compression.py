@@ -207,17 +207,18 @@ _ADAPTIVE_MIN_GAIN = 0.9
 
 
 def tuned_codec(codec: Codec, sample: Any) -> Codec:
-    """The better of ``codec`` (Blosc with byte shuffle) and Blosc-zstd without shuffle, by the
-    size each gives on ``sample`` (one chunk of the array).
+    """The better of ``codec`` (Blosc with byte shuffle) and Zstd over whole chunks, by the size
+    each gives on ``sample`` (one chunk of the array).
 
     Byte shuffle makes smooth numbers compress far better, but breaks the repeated byte
-    patterns of, for instance, decimal values rounded for storage; trying both on one chunk
-    costs a few milliseconds.
+    patterns of, for instance, decimal values rounded for storage, where Zstd over a whole chunk
+    (Blosc's small blocks lose its long matches) does better than zlib; trying both on one
+    chunk costs a few milliseconds.
     """
     config = codec.get_config()
     if config.get("id") != "blosc" or config.get("shuffle") == 0:
         return codec
-    candidate = numcodecs.Blosc(cname="zstd", clevel=config["clevel"], shuffle=numcodecs.Blosc.NOSHUFFLE)
+    candidate = numcodecs.Zstd(level=config["clevel"])
     if len(candidate.encode(sample)) < _ADAPTIVE_MIN_GAIN * len(codec.encode(sample)):
         return candidate
     return codec

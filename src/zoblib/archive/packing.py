@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_chunk, raw_pieces, storage_order
+from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_in_threads, raw_pieces, storage_order
 from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.integrity import with_checksum
@@ -118,7 +118,13 @@ def _flat_elements(array: np.ndarray[Any, Any], order: str) -> np.ndarray[Any, A
 def _encoded_pack_chunks(
     node: ArrayNode, members: Sequence[tuple[np.ndarray[Any, Any], str]]
 ) -> Iterator[tuple[tuple[int, ...], list[memoryview]]]:
-    assert node.codec is not None
+    yield from encode_in_threads(node, _pack_chunks(node, members))
+
+
+def _pack_chunks(
+    node: ArrayNode, members: Sequence[tuple[np.ndarray[Any, Any], str]]
+) -> Iterator[tuple[tuple[int, ...], np.ndarray[Any, Any]]]:
+    """The pack's chunks, each a new buffer (they are encoded concurrently)."""
     chunk_len = node.chunk_shape[0]
     buffer = np.zeros(chunk_len, dtype=node.dtype)
     filled = 0
@@ -132,12 +138,13 @@ def _encoded_pack_chunks(
             filled += take
             start += take
             if filled == chunk_len:
-                yield (number,), encode_chunk(node, _codec_words(buffer))
+                yield (number,), _codec_words(buffer)
+                buffer = np.zeros(chunk_len, dtype=node.dtype)
                 number += 1
                 filled = 0
     if filled:
         buffer[filled:] = np.zeros(1, dtype=node.dtype)
-        yield (number,), encode_chunk(node, _codec_words(buffer))
+        yield (number,), _codec_words(buffer)
 
 
 def _codec_words(buffer: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
