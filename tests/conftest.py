@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -24,9 +25,11 @@ settings.register_profile(
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=10)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-#: The containers of the archive format: a ZIP file by path, a ``.zarr`` directory, and a ZIP
-#: written to and read from an open binary file object (in memory, so nothing can be memmapped).
-CONTAINERS = ("zip", "zarr", "fileobj")
+#: The containers of the archive format: a ZIP file by path, a ``.zarr`` directory, an HDF5 file,
+#: and a ZIP written to and read from an open binary file object (in memory, so nothing can be
+#: memmapped).
+CONTAINERS = ("zip", "zarr", "hdf5", "fileobj")
+SUFFIXES = {"zarr": ".zarr", "hdf5": ".h5"}
 
 
 class ArchiveLocation:
@@ -34,7 +37,7 @@ class ArchiveLocation:
 
     def __init__(self, container: str, directory: Path, stem: str) -> None:
         self.container = container
-        suffix = ".zarr" if container == "zarr" else ".pkl"
+        suffix = SUFFIXES.get(container, ".pkl")
         self.path = directory / f"{stem}{suffix}"
         self.buffer: io.BytesIO | None = None
 
@@ -52,6 +55,8 @@ class ArchiveLocation:
 
     def read_key(self, key: str) -> bytes:
         """The bytes stored under a Zarr key (``zarr.json``, ``arrays/0/c/0``, ...)."""
+        if self.container == "hdf5":
+            pytest.skip("an HDF5 archive has datasets, not Zarr keys")
         if self.container == "zarr":
             return (self.path / key).read_bytes()
         source: Any = self.path if self.buffer is None else io.BytesIO(self.buffer.getvalue())
@@ -60,6 +65,10 @@ class ArchiveLocation:
 
     def root_record(self) -> dict[str, Any]:
         """The root group's ``zoblib`` attribute."""
+        if self.container == "hdf5":
+            with h5py.File(self.path, "r") as file:
+                hdf5_record: dict[str, Any] = json.loads(file.attrs["zoblib"])
+            return hdf5_record
         record: dict[str, Any] = json.loads(self.read_key("zarr.json"))["attributes"]["zoblib"]
         return record
 
