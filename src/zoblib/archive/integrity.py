@@ -7,8 +7,10 @@ the CPU's instruction for it (the ``crc32c`` package releases the GIL while it r
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import crc32c
@@ -34,12 +36,27 @@ def checksum_bytes(value: int) -> bytes:
 
 
 def with_checksum(pieces: Iterable[memoryview]) -> Iterator[memoryview]:
-    """Yield ``pieces``, then the 4-byte checksum of all of them."""
-    running = 0
-    for piece in pieces:
-        running = checksum(piece, running)
-        yield piece
-    yield memoryview(checksum_bytes(running))
+    """Yield ``pieces``, then the 4-byte checksum of all of them.
+
+    The checksum runs in a second thread (CRC-32C releases the GIL) while the caller writes
+    each piece, with at most two pieces in flight.
+    """
+    running: Future[int] | None = None
+    in_flight: collections.deque[Future[int]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc32c") as pool:
+        for piece in pieces:
+            running = pool.submit(_continue, running, piece)
+            in_flight.append(running)
+            if len(in_flight) > 2:
+                in_flight.popleft().result()
+            yield piece
+        total = 0 if running is None else running.result()
+    yield memoryview(checksum_bytes(total))
+
+
+def _continue(previous: Future[int] | None, piece: memoryview) -> int:
+    # Runs in the single checksum thread, in order, so ``previous`` is already done.
+    return checksum(piece, 0 if previous is None else previous.result())
 
 
 def split_checksum(stored: Any) -> tuple[memoryview, int]:

@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 import platform
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,30 +75,32 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
     """Write ``value`` as a complete archive into ``container`` (without committing it)."""
     collector = _ArrayCollector(options)
     skeleton, pickler = dumps_skeleton(value, options.protocol, collector.extract, collector.reset)
-    refs: list[dict[str, Any]] = [{} for _ in collector.arrays]
-    nodes: dict[str, dict[str, Any]] = {}
-    small = [i for i, a in enumerate(collector.arrays) if a.nbytes < options.pack_threshold]
-    for index, array in enumerate(collector.arrays):
-        if array.nbytes >= options.pack_threshold:
-            node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
-            container.write_array(node, ArrayData(array, node))
+    arrays = collector.arrays
+    # Content digests run on a second thread while the arrays are written (both release the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-digest") as digests:
+        digest = [digests.submit(array_digest, array) for array in arrays]
+        refs: list[dict[str, Any]] = [{} for _ in arrays]
+        nodes: dict[str, dict[str, Any]] = {}
+        small = [i for i, a in enumerate(arrays) if a.nbytes < options.pack_threshold]
+        for index, array in enumerate(arrays):
+            if array.nbytes >= options.pack_threshold:
+                node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
+                container.write_array(node, ArrayData(array, node))
+                nodes[node.path] = node.to_manifest()
+                refs[index] = {"node": node.path}
+        packs: list[Pack] = plan_packs([arrays[i] for i in small], small, options)
+        for number, pack in enumerate(packs):
+            node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, options)
             nodes[node.path] = node.to_manifest()
-            refs[index] = {"node": node.path, "digest": array_digest(array)}
-    packs: list[Pack] = plan_packs([collector.arrays[i] for i in small], small, options)
-    for number, pack in enumerate(packs):
-        node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, collector.arrays, options)
-        nodes[node.path] = node.to_manifest()
-        for member in pack.members:
-            refs[member.index] = {
-                "node": node.path,
-                "offset": member.offset,
-                "shape": list(collector.arrays[member.index].shape),
-                "order": member.order,
-                "digest": array_digest(collector.arrays[member.index]),
-            }
-    skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
-    container.write_array(skeleton_node, ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node))
-    nodes[SKELETON_NODE] = skeleton_node.to_manifest()
+            for member in pack.members:
+                shape = list(arrays[member.index].shape)
+                refs[member.index] = {"node": node.path, "offset": member.offset, "shape": shape}
+                refs[member.index]["order"] = member.order
+        skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
+        container.write_array(skeleton_node, ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node))
+        nodes[SKELETON_NODE] = skeleton_node.to_manifest()
+        for ref, pending in zip(refs, digest, strict=True):
+            ref["digest"] = pending.result()
     record = _root_record(options.protocol, pickler, nodes, refs)
     attributes = {"zoblib": record, RECORD_CHECKSUM_ATTRIBUTE: record_checksum(record)}
     groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]
