@@ -125,6 +125,19 @@ def test_big_results_come_back_by_reference_as_ordinary_arrays(temp_root: Path) 
     assert os.listdir(temp_root) == []
 
 
+def test_big_results_come_back_as_memmaps_when_asked(temp_root: Path) -> None:
+    parallel = Parallel(n_jobs=2, temp_folder=temp_root, return_memmaps=True)
+    results = parallel(delayed(filled)((400, 1000), i) for i in range(3))
+    for i, result in enumerate(results):
+        assert isinstance(result, np.memmap)
+        assert result.flags.writeable and (result == i).all()
+        result[0, 0] = -1  # copy-on-write: private, and the call's files are gone already
+        assert result[0, 0] == -1
+    assert os.listdir(temp_root) == []
+    small = Parallel(n_jobs=2, return_memmaps=True)(delayed(filled)((10,), i) for i in range(2))
+    assert not any(isinstance(result, np.memmap) for result in small)
+
+
 def test_result_that_is_the_input_memmap_comes_back_as_an_ordinary_array() -> None:
     array = np.arange(float(BIG))
     (result,) = Parallel(n_jobs=2)([delayed(identity)(array)])

@@ -92,6 +92,10 @@ class Parallel:
         ``'sharedmem'``: the tasks need shared memory, so threads are used.
     progress_bar
         Draw a progress bar with rate and time left on standard error.
+    return_memmaps
+        Return array results that came back by reference (larger than ``max_nbytes``, from
+        process workers) as ``np.memmap`` (private, writable copy-on-write maps of the files the
+        workers wrote) instead of ordinary arrays; both cost no copy of the data.
 
     Examples
     --------
@@ -117,6 +121,7 @@ class Parallel:
         require: str | None = NONE_DEFAULT,
         *,
         progress_bar: bool = FALSE_DEFAULT,
+        return_memmaps: bool = False,
     ) -> None:
         self.prefer = setting("prefer", prefer)
         self.require = setting("require", require)
@@ -142,6 +147,7 @@ class Parallel:
         if self.mmap_mode is not None:
             memmap_mode(self.mmap_mode)
         self.progress_bar = bool(setting("progress_bar", progress_bar))
+        self.return_memmaps = bool(return_memmaps)
         self._inner_threads: int | None = get_active_config().get("inner_max_num_threads")
         self._inherited = {
             key: value for key, value in get_active_config().items() if key in INHERITED_IN_WORKERS
@@ -242,6 +248,7 @@ class Parallel:
                 share=self._share(n_jobs),
                 inherited=self._inherited,
                 max_nbytes=self.max_nbytes if self.mmap_mode else None,
+                memmap_results=self.return_memmaps,
             ),
             keep_workers=self._keep_workers,
         )

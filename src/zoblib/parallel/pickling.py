@@ -31,17 +31,18 @@ def open_argument(ref: ArrayRef) -> np.ndarray[Any, Any]:
     return open_shared(ref)
 
 
-def open_result(ref: ArrayRef, temporary: bool) -> np.ndarray[Any, Any]:
+def open_result(ref: ArrayRef, temporary: bool, as_memmap: bool = False) -> np.ndarray[Any, Any]:
     """Open an array result in the caller.
 
     Arrays the worker wrote into the call's folder (``temporary``) become ordinary writable
     arrays: a private copy-on-write mapping of the file, which the end of the call unlinks (the
     pages live on as long as the array). Memmaps of other files (the caller's own) come back
-    as memmaps of those files.
+    as memmaps of those files. With ``as_memmap`` the caller's own copy-on-write maps come
+    back as the ``np.memmap`` objects they are.
     """
     if temporary:
-        view: np.ndarray[Any, Any] = open_shared(ref, "c").view(np.ndarray)
-        return view
+        mapped: np.ndarray[Any, Any] = open_shared(ref, "c")
+        return mapped if as_memmap else mapped.view(np.ndarray)
     return open_shared(ref)
 
 
@@ -60,6 +61,8 @@ class ArrayPassing:
     for_results
         Whether this pickles results (opened by :func:`open_result` in the caller) rather
         than arguments (opened by :func:`open_argument` in a worker).
+    memmap_results
+        Whether results opened in the caller stay ``np.memmap`` objects.
 
     Notes
     -----
@@ -67,8 +70,17 @@ class ArrayPassing:
     its ``id`` is not reused): one policy lives as long as one ``Parallel`` call.
     """
 
-    def __init__(self, folder: str | None, max_nbytes: int, mode: str, *, for_results: bool = False) -> None:
+    def __init__(
+        self,
+        folder: str | None,
+        max_nbytes: int,
+        mode: str,
+        *,
+        for_results: bool = False,
+        memmap_results: bool = False,
+    ) -> None:
         self.folder = folder
+        self.memmap_results = memmap_results
         self.max_nbytes = max_nbytes
         self.mode = mode
         self.for_results = for_results
@@ -102,7 +114,7 @@ class ArrayPassing:
         if not self.for_results:
             return open_argument, (ref,)
         temporary = self.folder is not None and ref.path.startswith(self.folder + os.sep)
-        return open_result, (ref, temporary)
+        return open_result, (ref, temporary, self.memmap_results)
 
 
 class _ReferencingPickler(cloudpickle.Pickler):  # type: ignore[misc]

@@ -38,12 +38,15 @@ class WorkerSetup:
         Where big array results are written (None: results are pickled whole).
     max_nbytes
         Results larger than this go by reference.
+    memmap_results
+        Whether results that go by reference reach the caller as ``np.memmap`` objects.
     """
 
     share: WorkerShare
     inherited: Mapping[str, Any] = field(default_factory=dict)
     results_folder: str | None = None
     max_nbytes: int | None = None
+    memmap_results: bool = False
 
 
 @dataclass
@@ -125,7 +128,13 @@ def run_batch_remote(payload: bytes) -> bytes:
         outcome.failure.error = None
     passing = None
     if setup.max_nbytes is not None:
-        passing = pickling.ArrayPassing(setup.results_folder, setup.max_nbytes, "r", for_results=True)
+        passing = pickling.ArrayPassing(
+            setup.results_folder,
+            setup.max_nbytes,
+            "r",
+            for_results=True,
+            memmap_results=setup.memmap_results,
+        )
     try:
         return pickling.dumps(outcome, passing)
     except Exception as exc:
