@@ -55,14 +55,14 @@ class _ArrayExtraction:
     """Pickler mix-in that hands arrays to an :data:`Extractor`."""
 
     extractor: Extractor
+    #: Values read from lazy arrays met while pickling (kept alive, so ids are not reused).
+    _lazy_values: dict[int, tuple[LazyArray, np.ndarray[Any, Any]]]
 
     def persistent_id(self, obj: Any) -> int | None:
         if type(obj) in _EXTRACTABLE_TYPES:
             return self.extractor(obj)
         if type(obj) is LazyArray:
             # Store the values, not a reference to the archive it came from (which may go).
-            if not hasattr(self, "_lazy_values"):
-                self._lazy_values: dict[int, tuple[LazyArray, np.ndarray[Any, Any]]] = {}
             if id(obj) not in self._lazy_values:
                 self._lazy_values[id(obj)] = (obj, obj.read())
             return self.extractor(self._lazy_values[id(obj)][1])
@@ -86,6 +86,7 @@ class SkeletonPickler(_ArrayExtraction, pickle.Pickler):
     def __init__(self, file: io.BytesIO, protocol: int, extractor: Extractor) -> None:
         super().__init__(file, protocol=protocol)
         self.extractor = extractor
+        self._lazy_values = {}
 
 
 class SkeletonCloudPickler(_ArrayExtraction, cloudpickle.Pickler):  # type: ignore[misc]
@@ -94,6 +95,7 @@ class SkeletonCloudPickler(_ArrayExtraction, cloudpickle.Pickler):  # type: igno
     def __init__(self, file: io.BytesIO, protocol: int, extractor: Extractor) -> None:
         super().__init__(file, protocol=protocol)
         self.extractor = extractor
+        self._lazy_values = {}
 
 
 def dumps_skeleton(

@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 from typing import IO
 
-import numpy as np
-
-from zoblib.archive.chunks import STREAM_PIECE_NBYTES
+from zoblib.archive.chunks import STREAM_PIECE_NBYTES, chunk_region
 from zoblib.archive.containers import open_reader
 from zoblib.archive.integrity import checksum
-from zoblib.archive.lazy import _touched_chunks
 from zoblib.archive.nodes import ArrayNode
 from zoblib.archive.reader import ArchiveReader
 from zoblib.errors import ChecksumError
@@ -68,12 +65,5 @@ def _verify_raw(reader: ArchiveReader, node: ArrayNode) -> None:
 
 def _verify_chunks(reader: ArchiveReader, node: ArrayNode) -> None:
     # One chunk at a time: every read of a compressed chunk checks its checksum.
-    if 0 in node.shape:
-        return
-    per_axis = [_touched_chunks(0, 1, n, c) for n, c in zip(node.shape, node.chunk_shape, strict=True)]
-    for combo in np.ndindex(*(len(axis) for axis in per_axis)):
-        region = tuple(
-            slice(axis[i][0] * c, axis[i][0] * c + (axis[i][1].stop - axis[i][1].start))
-            for axis, i, c in zip(per_axis, combo, node.chunk_shape, strict=True)
-        )
-        reader.container.read_region(node, region)
+    for index in node.chunk_indices():
+        reader.container.read_region(node, chunk_region(node, index))
