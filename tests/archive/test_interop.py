@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,6 +117,24 @@ def test_zarr_reads_packs(tmp_path: Path, container: str) -> None:
             pack = group[ref["node"]]
             flat = pack[ref["offset"] : ref["offset"] + math.prod(ref["shape"])]
             _assert_same_values(flat.reshape(ref["shape"], order=ref["order"]), original)
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_zip_members_carry_correct_crc32(tmp_path: Path, compress: int) -> None:
+    # Python's zipfile re-computes every member's CRC-32 and compares it with the headers'.
+    # The big array spans several of the writer's CRC batches; the list fills a pack.
+    rng = np.random.default_rng(2)
+    value = {"big": rng.random(3_000_000), "mid": [rng.random(20_000) for _ in range(40)]}
+    path = _dump(tmp_path, "zip", value, compress=compress)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        assert len(archive.infolist()) > 3
+    damaged = tmp_path / "damaged.pkl"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    damaged.write_bytes(bytes(data))
+    with zipfile.ZipFile(damaged) as archive:
+        assert archive.testzip() is not None
 
 
 @pytest.mark.parametrize("compress", [0, "zstd"], ids=repr)
