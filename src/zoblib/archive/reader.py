@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from zoblib.archive.chunks import byte_view, empty_array, keep_array
+from zoblib.archive.chunks import STREAM_PIECE_NBYTES, byte_view, chunk_region, empty_array, keep_array
 from zoblib.archive.containers import ContainerReader
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, checksum, record_checksum
 from zoblib.archive.lazy import LazyArray
@@ -31,7 +31,6 @@ from zoblib.errors import (
 )
 
 MMAP_MODES = (None, "r", "r+", "c")
-PIPELINE_PIECE_NBYTES = 32 << 20
 
 
 class ArchiveReader:
@@ -64,10 +63,17 @@ class ArchiveReader:
         except Exception as exc:  # any malformed entry: the record is damaged
             raise ArchiveCorruptedError(self.path, f"invalid root record: {exc!r}") from exc
 
-    def load(self, mmap_mode: str | None = None, *, native_byte_order: bool = False) -> Any:
-        """Rebuild the archived object."""
+    def load(
+        self, mmap_mode: str | None = None, *, native_byte_order: bool = False, verify: bool = False
+    ) -> Any:
+        """Rebuild the archived object.
+
+        With ``verify``, every node that comes back unread (memory-mapped or lazy) is checked
+        whole before the object is returned.
+        """
         loaded: dict[int, Any] = {} if mmap_mode is not None else self._read_raw_packs()
         resolved: dict[int, Any] = {}
+        unread: dict[str, ArrayNode] = {}
 
         def resolve(ref: int) -> Any:
             if not 0 <= ref < len(self.refs):
@@ -76,6 +82,9 @@ class ArchiveReader:
                 )
             if ref not in resolved:
                 array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
+                if isinstance(array, (np.memmap, LazyArray)):
+                    node = self.nodes[self.refs[ref]["node"]]
+                    unread[node.path] = node
                 if native_byte_order and not array.dtype.isnative:
                     array = np.asarray(array).astype(array.dtype.newbyteorder("="))
                 resolved[ref] = array
@@ -84,13 +93,35 @@ class ArchiveReader:
         data = self.read_whole(self.skeleton).tobytes()
         native = NATIVE_BYTE_ORDER.set(native_byte_order)
         try:
-            return loads_skeleton(data, resolve)
+            value = loads_skeleton(data, resolve)
         except ZoblibError:
             raise
         except (pickle.UnpicklingError, EOFError, IndexError) as exc:
             raise ArchiveCorruptedError(self.path, f"the pickle skeleton is damaged: {exc}") from exc
         finally:
             NATIVE_BYTE_ORDER.reset(native)
+        if verify:
+            for node in unread.values():
+                self.verify_node(node)
+        return value
+
+    def verify_node(self, node: ArrayNode) -> None:
+        """Check every stored byte of ``node`` against its checksums, a piece at a time."""
+        if node.codec is not None:
+            # Every read of a compressed chunk checks its checksum.
+            for index in node.chunk_indices():
+                self.container.read_region(node, chunk_region(node, index))
+            return
+        stored = self.container.raw_checksum(node)
+        if stored is None or node.nbytes == 0:
+            return
+        buffer = bytearray(min(node.nbytes, STREAM_PIECE_NBYTES))
+        running = 0
+        for start in range(0, node.nbytes, len(buffer)):
+            view = memoryview(buffer)[: min(len(buffer), node.nbytes - start)]
+            self.container.read_raw_into(node, view, start)
+            running = checksum(view, running)
+        self._verify(node, running)
 
     # ---- one reference ----------------------------------------------------------------------
 
@@ -219,13 +250,13 @@ def read_and_checksum(container: ContainerReader, node: ArrayNode, out: memoryvi
     The checksum of each piece runs in a second thread while the next piece is read, so a
     checked read costs about as much as an unchecked one.
     """
-    if len(out) <= PIPELINE_PIECE_NBYTES:
+    if len(out) <= STREAM_PIECE_NBYTES:
         container.read_raw_into(node, out, 0)
         return checksum(out)
     running: Future[int] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as pool:
-        for start in range(0, len(out), PIPELINE_PIECE_NBYTES):
-            piece = out[start : start + PIPELINE_PIECE_NBYTES]
+        for start in range(0, len(out), STREAM_PIECE_NBYTES):
+            piece = out[start : start + STREAM_PIECE_NBYTES]
             container.read_raw_into(node, piece, start)
             running = pool.submit(_continue_checksum, running, piece)
         assert running is not None

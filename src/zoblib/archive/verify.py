@@ -5,12 +5,8 @@ from __future__ import annotations
 import os
 from typing import IO
 
-from zoblib.archive.chunks import STREAM_PIECE_NBYTES, chunk_region
 from zoblib.archive.containers import open_reader
-from zoblib.archive.integrity import checksum
-from zoblib.archive.nodes import ArrayNode
 from zoblib.archive.reader import ArchiveReader
-from zoblib.errors import ChecksumError
 
 
 def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
@@ -18,7 +14,8 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
 
     ``load`` checks everything it reads, but an array loaded with ``mmap_mode`` is a plain
     ``np.memmap`` that nothing can check when its pages are read; ``verify`` reads the whole
-    archive once (a few MiB of memory at a time) and checks it.
+    archive once (a few MiB of memory at a time) and checks it (``load(..., verify=True)``
+    does the same for the arrays it maps).
 
     Parameters
     ----------
@@ -43,27 +40,4 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
     with open_reader(source) as container:
         reader = ArchiveReader(container)
         for node in reader.nodes.values():
-            if node.codec is None:
-                _verify_raw(reader, node)
-            else:
-                _verify_chunks(reader, node)
-
-
-def _verify_raw(reader: ArchiveReader, node: ArrayNode) -> None:
-    stored = reader.container.raw_checksum(node)
-    if stored is None or node.nbytes == 0:
-        return
-    buffer = bytearray(min(node.nbytes, STREAM_PIECE_NBYTES))
-    running = 0
-    for start in range(0, node.nbytes, len(buffer)):
-        view = memoryview(buffer)[: min(len(buffer), node.nbytes - start)]
-        reader.container.read_raw_into(node, view, start)
-        running = checksum(view, running)
-    if running != stored:
-        raise ChecksumError(reader.path, f"{node.path!r} does not match its checksum")
-
-
-def _verify_chunks(reader: ArchiveReader, node: ArrayNode) -> None:
-    # One chunk at a time: every read of a compressed chunk checks its checksum.
-    for index in node.chunk_indices():
-        reader.container.read_region(node, chunk_region(node, index))
+            reader.verify_node(node)
