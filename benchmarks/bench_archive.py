@@ -374,6 +374,11 @@ class Result:
         return median_seconds(self.samples)
 
     @property
+    def best_seconds(self) -> float:
+        """The fastest run: the cost least disturbed by writeback and neighbours."""
+        return min(s.seconds for s in self.samples)
+
+    @property
     def peak_ratio(self) -> float:
         return max_peak_above_baseline(self.samples) / self.data_nbytes
 
@@ -478,6 +483,15 @@ def speedup(results: Results, case: str, tool: str, operation: str) -> float | N
     return reference.seconds / row.seconds
 
 
+def best_speedup(results: Results, case: str, tool: str, operation: str) -> float | None:
+    """:func:`speedup` between the fastest runs of the two rows."""
+    row = results.get((case, tool, operation))
+    reference = results.get((case, TOOLS[tool].reference, operation))
+    if row is None or reference is None:
+        return None
+    return reference.best_seconds / row.best_seconds
+
+
 def _table_row(results: Results, result: Result) -> list[str]:
     speed = "—"
     if not result.operation.mapped:
@@ -491,6 +505,8 @@ def _table_row(results: Results, result: Result) -> list[str]:
         format_seconds(result.seconds),
         speed,
         format_ratio(speedup(results, result.case, result.tool, result.operation.name)),
+        format_seconds(result.best_seconds),
+        format_ratio(best_speedup(results, result.case, result.tool, result.operation.name)),
         file,
         format_ratio(result.peak_ratio),
         str(len(result.samples)),
@@ -504,8 +520,19 @@ def case_table(results: Results, case: str) -> str:
         key=lambda r: (order[0].index(r.tool), order[1].index(r.operation)),
     )
     rows = [_table_row(results, r) for r in ours]
-    headers = ["tool", "operation", "median", "GB/s", "vs joblib", "file (x data)", "peak RSS", "runs"]
-    return markdown_table(headers, rows, align="llrrrrrr")
+    headers = [
+        "tool",
+        "operation",
+        "median",
+        "GB/s",
+        "vs joblib",
+        "best",
+        "best vs joblib",
+        "file (x data)",
+        "peak RSS",
+        "runs",
+    ]
+    return markdown_table(headers, rows, align="llrrrrrrrr")
 
 
 @dataclass(frozen=True)
@@ -612,10 +639,12 @@ def targets(results: Results) -> list[Target]:
 NOTES = """\
 Notes: medians of the runs shown; every run in a fresh process, the tools taking turns. "vs joblib":
 joblib's median time divided by this row's (above 1: faster than joblib), against joblib
-`compress=3` for compressed rows. GB/s: data bytes (1e9) per second. "peak RSS": the process's peak
-RSS during the operation minus its RSS before the input was built, as a multiple of the data's size
-(the largest of the runs). Dumps write a new file; loads are hot: the file was just written and is
-in the page cache. Only zoblib's dump fsyncs (its default; see the `zoblib fsync=False` row)."""
+`compress=3` for compressed rows; "best" and "best vs joblib": the same for the fastest run of each
+row, the cost least disturbed by writeback and other work on the machine. GB/s: data bytes (1e9)
+per second. "peak RSS": the process's peak RSS during the operation minus its RSS before the input
+was built, as a multiple of the data's size (the largest of the runs). Dumps write a new file;
+loads are hot: the file was just written and is in the page cache. Only zoblib's dump fsyncs (its
+default; see the `zoblib fsync=False` row)."""
 
 
 def report(results: Results, cases: Sequence[str], arguments: str, source: str) -> str:
