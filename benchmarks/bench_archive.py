@@ -474,22 +474,16 @@ def bench_case(case: Case, tools: Sequence[str], size_mib: int, repeat: int, wor
 # ---- reporting ---------------------------------------------------------------------------------
 
 
-def speedup(results: Results, case: str, tool: str, operation: str) -> float | None:
-    """How many times faster than the matching joblib row (``None`` if either is missing)."""
+def speedup(results: Results, case: str, tool: str, operation: str, *, best: bool = False) -> float | None:
+    """How many times faster than the matching joblib row (``None`` if either is missing), by
+    median or, with ``best``, by fastest run."""
     row = results.get((case, tool, operation))
     reference = results.get((case, TOOLS[tool].reference, operation))
     if row is None or reference is None:
         return None
+    if best:
+        return reference.best_seconds / row.best_seconds
     return reference.seconds / row.seconds
-
-
-def best_speedup(results: Results, case: str, tool: str, operation: str) -> float | None:
-    """:func:`speedup` between the fastest runs of the two rows."""
-    row = results.get((case, tool, operation))
-    reference = results.get((case, TOOLS[tool].reference, operation))
-    if row is None or reference is None:
-        return None
-    return reference.best_seconds / row.best_seconds
 
 
 def _table_row(results: Results, result: Result) -> list[str]:
@@ -506,7 +500,7 @@ def _table_row(results: Results, result: Result) -> list[str]:
         speed,
         format_ratio(speedup(results, result.case, result.tool, result.operation.name)),
         format_seconds(result.best_seconds),
-        format_ratio(best_speedup(results, result.case, result.tool, result.operation.name)),
+        format_ratio(speedup(results, result.case, result.tool, result.operation.name, best=True)),
         file,
         format_ratio(result.peak_ratio),
         str(len(result.samples)),

@@ -74,6 +74,12 @@ class ArchiveReader:
         loaded: dict[int, Any] = {} if mmap_mode is not None else self._read_raw_packs()
         resolved: dict[int, Any] = {}
         unread: dict[str, ArrayNode] = {}
+        verified: set[str] = set()
+
+        def check(node: ArrayNode) -> None:
+            if node.path not in verified:
+                self.verify_node(node)
+                verified.add(node.path)
 
         def resolve(ref: int) -> Any:
             if not 0 <= ref < len(self.refs):
@@ -82,11 +88,13 @@ class ArchiveReader:
                 )
             if ref not in resolved:
                 array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
-                if isinstance(array, (np.memmap, LazyArray)):
-                    node = self.nodes[self.refs[ref]["node"]]
-                    unread[node.path] = node
+                node = self.nodes[self.refs[ref]["node"]]
                 if native_byte_order and not array.dtype.isnative:
+                    if isinstance(array, np.memmap):
+                        check(node)  # the conversion reads it all, but nothing checks a memmap's pages
                     array = np.asarray(array).astype(array.dtype.newbyteorder("="))
+                if isinstance(array, (np.memmap, LazyArray)):
+                    unread[node.path] = node
                 resolved[ref] = array
             return resolved[ref]
 
@@ -102,7 +110,7 @@ class ArchiveReader:
             NATIVE_BYTE_ORDER.reset(native)
         if verify:
             for node in unread.values():
-                self.verify_node(node)
+                check(node)
         return value
 
     def verify_node(self, node: ArrayNode) -> None:
