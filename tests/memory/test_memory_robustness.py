@@ -62,6 +62,41 @@ def test_corrupted_entry_warns_and_recomputes(location: Path, counter: Counter, 
     assert len(counter) == 2
 
 
+@pytest.mark.parametrize("container", ["zarr", "zip"])
+def test_memmapped_hits_are_checked_with_the_verify_option(
+    location: Path, counter: Counter, container: str
+) -> None:
+    def cached(memory: Memory) -> object:
+        @memory.cache
+        def f(n: int) -> np.ndarray:
+            counter(n)
+            return np.arange(n, dtype=np.int64)
+
+        return f
+
+    plain = cached(Memory(location, mmap_mode="r", verbose=0, backend_options={"container": container}))
+    verifying = cached(
+        Memory(location, mmap_mode="r", verbose=0, backend_options={"container": container, "verify": True})
+    )
+    mapped = plain(100_000)  # type: ignore[operator]
+    assert isinstance(mapped, np.memmap)
+    assert isinstance(verifying(100_000), np.memmap)  # type: ignore[operator]
+    assert len(counter) == 1
+    with open(mapped.filename, "r+b") as file:  # flip a byte under the memmap
+        file.seek(mapped.offset + 4000)
+        byte = file.read(1)
+        file.seek(mapped.offset + 4000)
+        file.write(bytes([byte[0] ^ 0x01]))
+    del mapped
+    # Unchecked, the hit serves the damaged data; with verify the entry is refused and recomputed.
+    assert not np.array_equal(plain(100_000), np.arange(100_000))  # type: ignore[operator]
+    assert len(counter) == 1
+    with pytest.warns(CacheEntryWarning, match="cannot read the cached result"):
+        result = verifying(100_000)  # type: ignore[operator]
+    np.testing.assert_array_equal(result, np.arange(100_000))
+    assert len(counter) == 2
+
+
 def test_missing_archive_file_warns_and_recomputes(memory: Memory, counter: Counter) -> None:
     import shutil
 

@@ -80,23 +80,35 @@ class LocalStoreBackend(StoreBackend):
     fsync : bool, default False
         Flush each entry to disk before publishing it. Off by default, as in joblib: a cache
         can be recomputed, and an entry damaged by a power cut fails its checksums and is
-        recomputed (memory-mapped arrays are not checksummed on load).
+        recomputed (memory-mapped arrays only with ``verify``).
+    verify : bool, default False
+        With ``mmap_mode``, check memory-mapped results against their checksums on every hit
+        (``load(..., verify=True)``: one read of the result's data); a damaged entry is then
+        recomputed like any other. Without it a hit costs no read of the data.
     """
 
     supports_mmap: ClassVar[bool] = True
 
-    def __init__(self, location: str | os.PathLike[str], *, container: str = "zarr", fsync: bool = False):
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        container: str = "zarr",
+        fsync: bool = False,
+        verify: bool = False,
+    ):
         if container not in OUTPUT_NAMES:
             raise ValueError(f"container must be one of {sorted(OUTPUT_NAMES)}, got {container!r}")
         self.location = os.fspath(location)
         self.root = os.path.join(os.path.abspath(self.location), "zoblib")
         self.container = container
         self.fsync = fsync
+        self.verify = verify
         self._output_name = OUTPUT_NAMES[container]
         self._function_dirs: dict[str, str] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_local, (self.location, self.container, self.fsync))
+        return (_rebuild_local, (self.location, self.container, self.fsync, self.verify))
 
     # ---- paths -----------------------------------------------------------------------------
 
@@ -131,12 +143,12 @@ class LocalStoreBackend(StoreBackend):
         path = f"{entry}{os.sep}{self._output_name}"
         try:
             try:
-                return load(path, mmap_mode=mmap_mode)
+                return load(path, mmap_mode=mmap_mode, verify=self.verify)
             except ArchiveNotFoundError:
                 other = self._output_path(entry)
                 if other == path:
                     raise
-                return load(other, mmap_mode=mmap_mode)
+                return load(other, mmap_mode=mmap_mode, verify=self.verify)
         except ArchiveNotFoundError as exc:
             if os.path.exists(os.path.join(entry, METADATA_NAME)):
                 raise EntryUnreadableError(f"{entry}: the result's archive is missing") from exc
@@ -321,5 +333,5 @@ def _visible_dirs(path: str) -> list[str]:
         return []
 
 
-def _rebuild_local(location: str, container: str, fsync: bool) -> LocalStoreBackend:
-    return LocalStoreBackend(location, container=container, fsync=fsync)
+def _rebuild_local(location: str, container: str, fsync: bool, verify: bool) -> LocalStoreBackend:
+    return LocalStoreBackend(location, container=container, fsync=fsync, verify=verify)

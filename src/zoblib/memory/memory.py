@@ -60,8 +60,9 @@ class Memory:
         Largest size of the cache (``'10G'`` works), enforced after each write by deleting the
         least recently used entries (the entry just written is kept).
     backend_options : dict, optional
-        Options of the store backend: ``container`` (``'zarr'``, the default, or ``'zip'``) and
-        ``fsync`` for the local store; fsspec's storage options for URLs.
+        Options of the store backend: ``container`` (``'zarr'``, the default, or ``'zip'``),
+        ``fsync`` and ``verify`` (check memory-mapped results on every hit) for the local store;
+        fsspec's storage options for URLs.
     items_limit : int, optional
         Largest number of entries, enforced after each write like ``bytes_limit``.
     age_limit : datetime.timedelta, optional
