@@ -21,6 +21,15 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+def _flip_byte(path: Path, position: int) -> None:
+    """Flip the lowest bit of the byte at ``position`` of ``path``, in place."""
+    with open(path, "r+b") as file:
+        file.seek(position)
+        byte = file.read(1)
+        file.seek(position)
+        file.write(bytes([byte[0] ^ 0x01]))
+
+
 def _value() -> dict[str, object]:
     rng = np.random.default_rng(5)
     return {"big": rng.random((600, 1000)), "mid": [rng.random(10_000) for _ in range(8)], "n": 3}
@@ -51,11 +60,7 @@ def test_verify_catches_a_flipped_data_byte_that_a_memmap_would_not(
         target = damaged
     size = target.stat().st_size
     position = random.Random(name).randrange(size // 4, size // 2)
-    with open(target, "r+b") as file:
-        file.seek(position)
-        byte = file.read(1)
-        file.seek(position)
-        file.write(bytes([byte[0] ^ 0x01]))
+    _flip_byte(target, position)
     with pytest.raises(zoblib.ArchiveError) as caught:
         zoblib.verify(damaged)
     assert os.fspath(damaged) in str(caught.value)
@@ -69,11 +74,7 @@ def test_verify_catches_a_flipped_data_byte_that_a_memmap_would_not(
 
 def _flip_mapped_byte(mapped: np.memmap, position: int) -> None:  # type: ignore[type-arg]
     """Flip one byte of the file under ``mapped``, ``position`` bytes into its data."""
-    with open(mapped.filename, "r+b") as file:  # type: ignore[arg-type]
-        file.seek(mapped.offset + position)
-        byte = file.read(1)
-        file.seek(mapped.offset + position)
-        file.write(bytes([byte[0] ^ 0x01]))
+    _flip_byte(Path(mapped.filename), mapped.offset + position)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("key", ["big", "mid"])
@@ -113,11 +114,7 @@ def test_load_verify_reads_lazy_arrays_chunks_at_load(tmp_path: Path, name: str)
         shutil.copy(path, damaged)
         target = damaged
         position = target.stat().st_size // 3
-    with open(target, "r+b") as file:
-        file.seek(position)
-        byte = file.read(1)
-        file.seek(position)
-        file.write(bytes([byte[0] ^ 0x01]))
+    _flip_byte(target, position)
     # A lazy array meets the damage only when a slice touches it; verify=True meets it at once.
     lazy = zoblib.load(damaged, mmap_mode="r")["big"]
     assert isinstance(lazy, zoblib.LazyArray)

@@ -82,12 +82,9 @@ def test_memmapped_hits_are_checked_with_the_verify_option(
     assert isinstance(mapped, np.memmap)
     assert isinstance(verifying(100_000), np.memmap)  # type: ignore[operator]
     assert len(counter) == 1
-    with open(mapped.filename, "r+b") as file:  # flip a byte under the memmap
-        file.seek(mapped.offset + 4000)
-        byte = file.read(1)
-        file.seek(mapped.offset + 4000)
-        file.write(bytes([byte[0] ^ 0x01]))
+    under_the_memmap = (Path(mapped.filename), mapped.offset + 4000)
     del mapped
+    _flip_a_byte(*under_the_memmap)
     # Unchecked, the hit serves the damaged data; with verify the entry is refused and recomputed.
     assert not np.array_equal(plain(100_000), np.arange(100_000))  # type: ignore[operator]
     assert len(counter) == 1
