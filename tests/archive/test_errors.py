@@ -310,7 +310,7 @@ def _record(document: dict[str, Any]) -> dict[str, Any]:
 
 def test_newer_format_version(tmp_path: Path) -> None:
     path = _dump(tmp_path / "good.zarr")
-    _edit_root(path, lambda d: _record(d).update(format_version=2))
+    _edit_root(path, lambda d: _record(d).update(format_version=3))
     message = _assert_load_fails(path, zoblib.ArchiveVersionError)
     assert "2" in message
 
@@ -320,7 +320,7 @@ def test_newer_format_version_in_a_zip(tmp_path: Path) -> None:
     with zipfile.ZipFile(good) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     document = json.loads(members["zarr.json"])
-    document["attributes"]["zoblib"]["format_version"] = 2
+    document["attributes"]["zoblib"]["format_version"] = 3
     members["zarr.json"] = json.dumps(document).encode()
     _assert_load_fails(_zip(tmp_path / "v2.pkl", members), zoblib.ArchiveVersionError)
 

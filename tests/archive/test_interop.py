@@ -145,7 +145,7 @@ def test_zarr_reads_the_skeleton_and_root_attributes(tmp_path: Path, container: 
     with open_with_zarr(path) as group:
         record = dict(group.attrs["zoblib"])
         skeleton = group[record["skeleton"]][...]
-    assert record["format_version"] == 1
+    assert record["format_version"] == 2
     assert record["zoblib_version"] == zoblib.__version__
     assert record["numpy_version"] == np.__version__
     assert record["pickle_protocol"] == 4

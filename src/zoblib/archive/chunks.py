@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from zoblib.archive.bounded import decode_bounded
 from zoblib.archive.integrity import (
     ChecksumMismatch,
     checksum,
@@ -138,32 +139,48 @@ def encode_chunk(node: ArrayNode, chunk: Any) -> list[memoryview]:
     return [data, memoryview(checksum_bytes(checksum(data)))]
 
 
-def decode_chunk(node: ArrayNode, stored: Any) -> np.ndarray[Any, Any]:
-    """A stored chunk as an array of the full chunk shape.
+def decode_chunk(node: ArrayNode, index: tuple[int, ...], stored: Any) -> np.ndarray[Any, Any]:
+    """A stored chunk (payload, then its 4-byte CRC-32C) as an array of the full chunk shape.
 
     Raises
     ------
     ChecksumMismatch
-        If the chunk's checksum does not match its bytes.
+        If the chunk's bytes do not match its own checksum or the one the root record holds
+        for this place.
+    ValueError
+        If the chunk cannot be decoded to exactly one chunk's bytes.
     """
-    encoded = stored
+    payload = stored
     if node.checksum:
-        encoded, expected = split_checksum(stored)
-        if checksum(encoded) != expected:
+        payload, trailing = split_checksum(stored)
+        computed = checksum(payload)
+        if computed != trailing:
             raise ChecksumMismatch("the chunk's CRC-32C does not match its bytes")
-    raw = encoded if node.codec is None else node.codec.decode(encoded)
+        check_placed(node, index, computed)
+    return decode_payload(node, payload)
+
+
+def check_placed(node: ArrayNode, index: tuple[int, ...], computed: int) -> None:
+    """Raise ``ChecksumMismatch`` if the root record holds another checksum for chunk ``index``."""
+    expected = node.expected_checksum(index)
+    if expected is not None and expected != computed:
+        raise ChecksumMismatch(
+            f"chunk {index} holds valid bytes of some chunk, but not the ones written at this place "
+            "(chunks swapped, copied or replaced)"
+        )
+
+
+def decode_payload(node: ArrayNode, payload: Any) -> np.ndarray[Any, Any]:
+    """A chunk's payload (its codec's output, or raw bytes) as an array of the full chunk shape.
+
+    Decoding stops at one chunk's bytes, whatever the payload claims (no decompression bombs).
+    """
+    expected = node.chunk_nbytes
+    raw = payload if node.codec is None else decode_bounded(node.codec, payload, expected)
     flat = np.frombuffer(raw, dtype=np.uint8)
-    if flat.size != node.chunk_nbytes:
-        raise ValueError(f"chunk holds {flat.size} bytes, expected {node.chunk_nbytes}")
+    if flat.size != expected:
+        raise ValueError(f"chunk holds {flat.size} bytes, expected {expected}")
     return flat.view(node.dtype).reshape(node.chunk_shape, order=node.order)  # type: ignore[call-overload,no-any-return]
-
-
-def assemble(node: ArrayNode, read_encoded: Any, out: np.ndarray[Any, Any]) -> None:
-    """Fill ``out`` (the whole array) from every chunk, read with ``read_encoded(index)``."""
-    for index in node.chunk_indices():
-        region = chunk_region(node, index)
-        chunk = decode_chunk(node, read_encoded(index))
-        out[region] = chunk[tuple(slice(0, s.stop - s.start) for s in region)]
 
 
 class ArrayData:

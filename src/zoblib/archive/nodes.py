@@ -8,6 +8,7 @@ the pickle skeleton (``skeleton``, bytes). Chunks hold the array's memory in ``o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from zoblib.archive.integrity import ZARR_CODEC as CHECKSUM_CODEC
 
 #: Target size of one compressed chunk: a few MiB keeps memory flat and codecs fast.
 DEFAULT_CHUNK_NBYTES = 4 << 20
+#: The node entry key listing every chunk's checksum (format version 2).
+CHUNK_CHECKSUMS_KEY = "chunk_crc32c"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class ArrayNode:
     #: Whether every chunk ends with a CRC-32C (Zarr's ``crc32c`` codec).
     checksum: bool = True
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: The CRC-32C of every chunk's payload, in grid order (format version 2; ``None`` when
+    #: unknown, as in version 1 archives). It ties each chunk to its place: a chunk copied over
+    #: another, or two chunks swapped, carry valid checksums of their own but not these.
+    chunk_checksums: tuple[int, ...] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -66,6 +73,23 @@ class ArrayNode:
             return iter(())
         return iter(np.ndindex(*self.grid_shape))
 
+    @property
+    def chunk_count(self) -> int:
+        return 0 if math.prod(self.shape) == 0 else math.prod(self.grid_shape)
+
+    def chunk_number(self, index: tuple[int, ...]) -> int:
+        """The position of chunk ``index`` in the grid's C order (as in ``chunk_checksums``)."""
+        number = 0
+        for i, n in zip(index, self.grid_shape, strict=True):
+            number = number * n + i
+        return number
+
+    def expected_checksum(self, index: tuple[int, ...]) -> int | None:
+        """The checksum the root record holds for chunk ``index``, if it holds one."""
+        if self.chunk_checksums is None:
+            return None
+        return self.chunk_checksums[self.chunk_number(index)]
+
     def chunk_key(self, index: tuple[int, ...]) -> str:
         """The store key of a chunk, with Zarr's default encoding ('c/0/1')."""
         return "/".join((self.path, "c", *map(str, index)))
@@ -81,6 +105,8 @@ class ArrayNode:
             "codec": None if self.codec is None else codec_to_zarr(self.codec, self.dtype.itemsize),
             "checksum": "crc32c" if self.checksum else None,
         }
+        if self.chunk_checksums is not None:
+            entry[CHUNK_CHECKSUMS_KEY] = "".join(f"{value:08x}" for value in self.chunk_checksums)
         return entry
 
     @classmethod
@@ -95,7 +121,7 @@ class ArrayNode:
             raise ValueError(f"node {path!r}: invalid chunk shape {chunk_shape!r} or order")
         if codec_spec is not None and not isinstance(codec_spec, dict):
             raise ValueError(f"node {path!r}: invalid codec {codec_spec!r}")
-        return cls(
+        node = cls(
             path=path,
             dtype=dtype_from_json(entry["dtype"]),
             shape=shape,
@@ -104,6 +130,16 @@ class ArrayNode:
             codec=None if codec_spec is None else codec_from_zarr(codec_spec),
             checksum=entry.get("checksum") == "crc32c",
         )
+        listed = entry.get(CHUNK_CHECKSUMS_KEY)
+        if listed is None:
+            return node
+        if not node.checksum or not isinstance(listed, str) or len(listed) != 8 * node.chunk_count:
+            raise ValueError(f"node {path!r}: {CHUNK_CHECKSUMS_KEY} does not list one checksum per chunk")
+        try:
+            values = tuple(int(listed[i : i + 8], 16) for i in range(0, len(listed), 8))
+        except ValueError:
+            raise ValueError(f"node {path!r}: {CHUNK_CHECKSUMS_KEY} is not hexadecimal") from None
+        return dataclasses.replace(node, chunk_checksums=values)
 
     # ---- zarr.json (what other readers see) ------------------------------------------------
 

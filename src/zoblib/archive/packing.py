@@ -18,6 +18,7 @@ import numpy as np
 from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_in_threads, raw_pieces, storage_order
 from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
+from zoblib.archive.containers.base import store_node
 from zoblib.archive.integrity import with_checksum
 from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
 
@@ -83,8 +84,7 @@ def write_pack(
         node = dataclasses.replace(
             node, codec=tuned_codec(node.codec, _codec_words(np.ascontiguousarray(sample)))
         )
-    container.write_array(node, PackData(node, pack, arrays))
-    return node
+    return store_node(container, node, PackData(node, pack, arrays))
 
 
 class PackData:

@@ -44,22 +44,27 @@ class ArchiveReader:
         if not isinstance(record, dict):
             raise ArchiveError(self.path, "not a zoblib archive: the root has no 'zoblib' attribute")
         version = record.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ArchiveCorruptedError(self.path, f"invalid format_version {version!r}")
         if version > FORMAT_VERSION:
             raise ArchiveVersionError(
                 self.path,
                 f"written with archive format version {version} (by zoblib "
-                f"{record.get('zoblib_version')}); this zoblib reads versions up to "
+                f"{record.get('zoblib_version')!r}); this zoblib reads versions up to "
                 f"{FORMAT_VERSION}: upgrade zoblib",
             )
         if attributes.get(RECORD_CHECKSUM_ATTRIBUTE) != record_checksum(record):
             raise ChecksumError(self.path, "the root record does not match its checksum")
+        self.format_version = version
         self.record = record
         try:
             self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in dict(record["nodes"]).items()}
             self.refs: list[Mapping[str, Any]] = [_checked_ref(ref, self.nodes) for ref in record["refs"]]
             self.skeleton = self.nodes[record["skeleton"]]
+            if version >= 2:
+                unlisted = [p for p, n in self.nodes.items() if n.checksum and n.chunk_checksums is None]
+                if unlisted:
+                    raise ValueError(f"nodes {unlisted[:3]} do not list their chunks' checksums")
         except Exception as exc:  # any malformed entry: the record is damaged
             raise ArchiveCorruptedError(self.path, f"invalid root record: {exc!r}") from exc
 
@@ -120,8 +125,7 @@ class ArchiveReader:
             for index in node.chunk_indices():
                 self.container.read_region(node, chunk_region(node, index))
             return
-        stored = self.container.raw_checksum(node)
-        if stored is None or node.nbytes == 0:
+        if node.nbytes == 0 or not node.checksum:
             return
         buffer = bytearray(min(node.nbytes, STREAM_PIECE_NBYTES))
         running = 0
@@ -185,7 +189,9 @@ class ArchiveReader:
         return self.container.read_region(node, tuple(slice(None) for _ in node.shape), out)
 
     def _verify(self, node: ArrayNode, computed: int) -> None:
-        stored = self.container.raw_checksum(node)
+        # Version 2 records hold each chunk's checksum, which also ties the bytes to this node.
+        listed = node.chunk_checksums
+        stored = listed[0] if listed else self.container.raw_checksum(node)
         if stored is not None and stored != computed:
             raise ChecksumError(self.path, f"{node.path!r} does not match its checksum")
 

@@ -17,6 +17,7 @@ from zoblib._version import __version__
 from zoblib.archive.chunks import ArrayData, chunk_array, storage_order
 from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
+from zoblib.archive.containers.base import store_node
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
@@ -24,7 +25,9 @@ from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
 from zoblib.hashing.arrays import array_digest
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this zoblib reads.
+READABLE_FORMAT_VERSIONS = (1, 2)
 SKELETON_NODE = "skeleton"
 ARRAYS_GROUP = "arrays"
 PACKS_GROUP = "packs"
@@ -85,7 +88,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
         for index, array in enumerate(arrays):
             if array.nbytes >= options.pack_threshold:
                 node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
-                container.write_array(node, ArrayData(array, node))
+                node = store_node(container, node, ArrayData(array, node))
                 nodes[node.path] = node.to_manifest()
                 refs[index] = {"node": node.path}
         packs: list[Pack] = plan_packs([arrays[i] for i in small], small, options)
@@ -97,7 +100,8 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                 refs[member.index] = {"node": node.path, "offset": member.offset, "shape": shape}
                 refs[member.index]["order"] = member.order
         skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
-        container.write_array(skeleton_node, ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node))
+        skeleton_data = ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node)
+        skeleton_node = store_node(container, skeleton_node, skeleton_data)
         nodes[SKELETON_NODE] = skeleton_node.to_manifest()
         for ref, pending in zip(refs, digest, strict=True):
             ref["digest"] = pending.result()

@@ -9,6 +9,7 @@ an HDF5 container maps the same calls onto datasets.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -46,8 +47,12 @@ class ContainerWriter(ABC):
     format_name: ClassVar[str]
 
     @abstractmethod
-    def write_array(self, node: ArrayNode, data: NodeData) -> None:
-        """Store an array node: its metadata and its contents."""
+    def write_array(self, node: ArrayNode, data: NodeData) -> list[int]:
+        """Store an array node: its metadata and its contents.
+
+        Returns the CRC-32C of every chunk's payload in grid order (empty without
+        ``node.checksum``): the root record lists them, tying each chunk to its place.
+        """
 
     @abstractmethod
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
@@ -60,6 +65,16 @@ class ContainerWriter(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Drop everything written so far; the final name is left as it was."""
+
+
+def store_node(container: ContainerWriter, node: ArrayNode, data: NodeData) -> ArrayNode:
+    """Write ``node`` into ``container``; return it with the checksum of each of its chunks."""
+    checksums = container.write_array(node, data)
+    if not node.checksum:
+        return node
+    if len(checksums) != node.chunk_count:
+        raise RuntimeError(f"{node.path}: the container wrote {len(checksums)} of {node.chunk_count} chunks")
+    return dataclasses.replace(node, chunk_checksums=tuple(checksums))
 
 
 class ContainerReader(ABC):

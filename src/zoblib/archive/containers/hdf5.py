@@ -137,7 +137,7 @@ class Hdf5Writer(ContainerWriter):
         self.staging = staging_path(self.path)
         self._file = h5py.File(self.staging, "w", track_order=True)
 
-    def write_array(self, node: ArrayNode, data: NodeData) -> None:
+    def write_array(self, node: ArrayNode, data: NodeData) -> list[int]:
         opaque = not _h5py_can_store(node.dtype)
         storage_dtype = np.dtype(np.uint8) if opaque else node.dtype
         shape = _stored_shape(node, opaque)
@@ -165,6 +165,8 @@ class Hdf5Writer(ContainerWriter):
             dataset.attrs[DTYPE_ATTRIBUTE] = json.dumps(dtype_to_json(node.dtype))
         if not compressed and node.checksum:
             dataset.attrs[CHECKSUM_ATTRIBUTE] = np.uint32(running)
+            return [running] if node.chunk_count else []
+        return []
 
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
         for name, value in attributes.items():

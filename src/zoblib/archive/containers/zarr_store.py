@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,21 +41,40 @@ class ZarrStoreWriter(ContainerWriter):
     def _put_bytes(self, key: str, data: bytes) -> None:
         self._put(key, [memoryview(data)], len(data), align=False)
 
-    def write_array(self, node: ArrayNode, data: NodeData) -> None:
+    def write_array(self, node: ArrayNode, data: NodeData) -> list[int]:
         raw = node.codec is None
+        checksums: list[int] = []
         for index, pieces in data.encoded_chunks():
+            # With checksums on, the last piece of every chunk is its CRC-32C.
+            last = _LastPiece(pieces)
             if raw:
-                self._put(node.chunk_key(index), pieces, node.stored_raw_nbytes, align=True)
+                self._put(node.chunk_key(index), last, node.stored_raw_nbytes, align=True)
             else:
-                materialized = list(pieces)
+                materialized = list(last)
                 size = sum(len(piece) for piece in materialized)
                 self._put(node.chunk_key(index), materialized, size, align=False)
+            if node.checksum:
+                checksums.append(int.from_bytes(last.value, "little"))
         self._put_bytes(metadata_key(node.path), encode_json(node.zarr_metadata()))
+        return checksums
 
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
         for group in groups:
             self._put_bytes(metadata_key(group), encode_json(group_metadata()))
         self._put_bytes(ROOT_METADATA_KEY, encode_json(group_metadata(attributes)))
+
+
+class _LastPiece:
+    """Passes pieces through and keeps the last one (a chunk's stored checksum)."""
+
+    def __init__(self, pieces: Iterable[memoryview]) -> None:
+        self._pieces = pieces
+        self.value = b""
+
+    def __iter__(self) -> Iterator[memoryview]:
+        for piece in self._pieces:
+            self.value = bytes(piece) if len(piece) == CHECKSUM_NBYTES else self.value
+            yield piece
 
 
 class ZarrStoreReader(ContainerReader):
@@ -104,7 +123,7 @@ class ZarrStoreReader(ContainerReader):
             return cached[1]
         key = node.chunk_key(index)
         try:
-            chunk = decode_chunk(node, self.read_key(key))
+            chunk = decode_chunk(node, index, self.read_key(key))
         except ChecksumMismatch as exc:
             raise ChecksumError(self.path, f"chunk {key!r} does not match its checksum") from exc
         except (ValueError, RuntimeError, TypeError) as exc:
