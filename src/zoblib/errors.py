@@ -9,6 +9,7 @@ The tree::
     │   └── ArchiveCorruptedError        truncated, damaged or inconsistent contents
     │       └── ChecksumError            stored bytes that do not match their checksum
     ├── ArchiveWriteError(OSError)       ``dump`` could not write (disk full, ...); the old file stays
+    ├── CacheError(OSError)              ``Memory`` could not clear or evict entries (a read-only cache)
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
     ├── HashingError(TypeError)          an object that cannot be hashed
     ├── UnknownBackendError(ValueError)  an unknown parallel backend name
@@ -18,7 +19,7 @@ The tree::
     └── RemoteTaskError(RuntimeError)    carries a worker's traceback as the ``__cause__`` of a task error
 
     ZoblibWarning(UserWarning)           base of zoblib's warnings
-    └── CacheWarning                     ``Memory`` warnings
+    └── CacheWarning                     ``Memory`` warnings (entries it could not evict, ...)
         ├── CacheEntryWarning            an unreadable cache entry, treated as a miss
         └── FunctionChangedWarning       a cached function's code changed: its results are cleared
 
@@ -110,6 +111,24 @@ class ArchiveWriteError(ZoblibError, OSError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path!r}: {problem}")
+        if errno is not None:
+            self.errno = errno
+
+
+class CacheError(ZoblibError, OSError):
+    """``Memory`` could not change its cache: clearing or evicting entries of a read-only cache.
+
+    Raised by the calls that only maintain the cache (``Memory.clear``, ``Memory.reduce_size``,
+    a cached function's ``clear``, ``MemorizedResult.clear``); the OSError met is its
+    ``__cause__`` and its ``errno`` is kept. Cached calls never raise it: hits from a read-only
+    cache load as usual, and a result that cannot be stored or entries that cannot be evicted
+    give a :class:`CacheWarning`.
+    """
+
+    def __init__(self, location: str, problem: str, errno: int | None = None) -> None:
+        self.location = location
+        self.problem = problem
+        super().__init__(problem)
         if errno is not None:
             self.errno = errno
 

@@ -3,8 +3,9 @@
 Modules: ``memory`` (``Memory``), ``memorized`` (cached functions), ``results`` (references
 to cached values), ``keys`` (function ids, code digests, argument hashes), ``store`` (the store
 contract), ``local_store`` and ``fsspec_store`` (the stores), ``registry`` (store backends by
-name), ``eviction`` (size, count and age limits), ``expiry`` (``expires_after``), ``catalog``
-(listing entries, miss reasons) and ``messages`` (joblib's verbose output).
+name), ``eviction`` (size, count and age limits), ``maintenance`` (the errors of clearing and
+evicting), ``expiry`` (``expires_after``), ``catalog`` (listing entries, miss reasons) and
+``messages`` (joblib's verbose output).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from zoblib.errors import CacheError
 from zoblib.memory.catalog import all_entry_stats
+from zoblib.memory.maintenance import cache_error
 from zoblib.memory.store import EntryStat, StoreBackend
 
 #: A cache written by other processes too is rescanned at least this often by a writer.
@@ -104,16 +106,51 @@ def select_victims(
     return victims
 
 
+@dataclass(frozen=True)
+class EvictionOutcome:
+    """What one pass of :func:`enforce_limits` did."""
+
+    #: The entries deleted.
+    removed: list[EntryStat]
+    #: The entries left, those that could not be deleted included.
+    remaining: list[EntryStat]
+    #: The entries that could not be deleted, each with the OSError met (a read-only cache).
+    failed: list[tuple[EntryStat, OSError]]
+
+    def error(self, location: str) -> CacheError | None:
+        """A :class:`CacheError` describing the failures, or None if every victim went."""
+        if not self.failed:
+            return None
+        total = len(self.removed) + len(self.failed)
+        return cache_error(
+            location,
+            "remove entries from",
+            self.failed[0][1],
+            detail=f"{len(self.failed)} of {total} entries to evict could not be removed",
+        )
+
+
 def enforce_limits(
     store: StoreBackend, limits: CacheLimits, *, keep: Collection[tuple[str, str]] = ()
-) -> tuple[list[EntryStat], list[EntryStat]]:
-    """Delete entries until ``store`` fits ``limits``; return (removed, remaining)."""
+) -> EvictionOutcome:
+    """Delete entries until ``store`` fits ``limits``, as far as the store lets us.
+
+    An entry that cannot be deleted (a read-only cache, entries of another user) does not stop
+    the others from going; it is reported in :attr:`EvictionOutcome.failed`.
+    """
     entries = all_entry_stats(store)
-    victims = select_victims(entries, limits, keep=keep)
-    for victim in victims:
-        store.remove_entry(victim.func_id, victim.args_id)
-    gone = {(v.func_id, v.args_id) for v in victims}
-    return victims, [e for e in entries if (e.func_id, e.args_id) not in gone]
+    removed: list[EntryStat] = []
+    failed: list[tuple[EntryStat, OSError]] = []
+    for victim in select_victims(entries, limits, keep=keep):
+        try:
+            store.remove_entry(victim.func_id, victim.args_id)
+        except OSError as exc:
+            failed.append((victim, exc))
+        else:
+            removed.append(victim)
+    gone = {(v.func_id, v.args_id) for v in removed}
+    remaining = [e for e in entries if (e.func_id, e.args_id) not in gone]
+    return EvictionOutcome(removed, remaining, failed)
 
 
 class LimitEnforcer:
@@ -139,18 +176,25 @@ class LimitEnforcer:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["store"], state["limits"])  # type: ignore[misc]
 
-    def after_write(self, size: int, entry: tuple[str, str]) -> list[EntryStat]:
-        """Account for a new entry of ``size`` bytes; evict if needed (never ``entry`` itself)."""
+    def after_write(self, size: int, entry: tuple[str, str]) -> EvictionOutcome | None:
+        """Account for a new entry of ``size`` bytes; evict if needed (never ``entry`` itself).
+
+        Returns what eviction did, or None when no scan was due. Entries that could not be
+        deleted are left out of the size estimate until the next periodic rescan: otherwise a
+        read-only part of the cache would make every later write rescan it and fail again.
+        """
         with self._lock:
             self._bytes += size
             self._items += 1
             if not self._scan_needed():
-                return []
-            removed, remaining = enforce_limits(self.store, self.limits, keep=(entry,))
+                return None
+            outcome = enforce_limits(self.store, self.limits, keep=(entry,))
+            stuck = {(e.func_id, e.args_id) for e, _ in outcome.failed}
+            counted = [e for e in outcome.remaining if (e.func_id, e.args_id) not in stuck]
             self._scanned_at = time.monotonic()
-            self._bytes = sum(e.size for e in remaining)
-            self._items = len(remaining)
-            return removed
+            self._bytes = sum(e.size for e in counted)
+            self._items = len(counted)
+            return outcome
 
     def _scan_needed(self) -> bool:
         if self._scanned_at is None or time.monotonic() - self._scanned_at > RESCAN_SECONDS:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from zoblib._version import __version__
-from zoblib.errors import CacheEntryWarning, FunctionChangedWarning
+from zoblib.errors import CacheEntryWarning, CacheError, CacheWarning, FunctionChangedWarning
 from zoblib.memory import messages
 from zoblib.memory.catalog import CacheEntryInfo, CacheStatus, MissReason, entry_info
 from zoblib.memory.eviction import LimitEnforcer
@@ -28,6 +28,7 @@ from zoblib.memory.keys import (
     function_id,
     input_summary,
 )
+from zoblib.memory.maintenance import cache_error, maintenance_errors
 from zoblib.memory.registry import make_store_backend
 from zoblib.memory.results import MemorizedResult, NotMemorizedResult
 from zoblib.memory.store import EntryNotFoundError, EntryUnreadableError, StoreBackend
@@ -196,7 +197,7 @@ class MemorizedFunc:
                 if self.cache_validation_callback is not None and not self.cache_validation_callback(
                     metadata
                 ):
-                    store.remove_entry(self.func_id, key)
+                    self._remove_rejected(key, stacklevel=5)
                     detail = "rejected by cache_validation_callback"
                     return self._set_status(False, MissReason.EXPIRED, key, detail), None
             if shelving:
@@ -297,8 +298,24 @@ class MemorizedFunc:
             except (EntryNotFoundError, EntryUnreadableError):
                 result = output  # evicted or replaced meanwhile: the computed value is right
         if self._limits is not None:
-            self._limits.after_write(int(metadata.get("size", 0)), (self.func_id, key))
+            self._enforce_limits(self._limits, int(metadata.get("size", 0)), key)
         return result, metadata
+
+    def _enforce_limits(self, limits: LimitEnforcer, size: int, key: str) -> None:
+        """Evict after a write; a cache that cannot evict warns, it never fails the call.
+
+        The user asked for a result, not for maintenance: like a result that cannot be stored,
+        entries that cannot be deleted (a read-only part of a shared cache) give a warning.
+        """
+        location = self.store_backend.location
+        try:
+            outcome = limits.after_write(size, (self.func_id, key))
+        except OSError as exc:  # the cache could not even be listed
+            error: CacheError | None = cache_error(location, "enforce the limits of", exc)
+        else:
+            error = None if outcome is None else outcome.error(location)
+        if error is not None:
+            warnings.warn(CacheWarning(f"[{self!r}]: {error}"), stacklevel=5)
 
     # ---- the function's code ---------------------------------------------------------------
 
@@ -372,9 +389,18 @@ class MemorizedFunc:
         except (EntryNotFoundError, EntryUnreadableError):
             return False
         if not self.cache_validation_callback(metadata):
-            store.remove_entry(self.func_id, key)
+            self._remove_rejected(key, stacklevel=3)
             return False
         return True
+
+    def _remove_rejected(self, key: str, *, stacklevel: int) -> None:
+        # The entry is never used again, removed or not: a read-only cache must not fail the
+        # call (or the check) that rejected it.
+        try:
+            self.store_backend.remove_entry(self.func_id, key)
+        except OSError as exc:
+            error = cache_error(self.store_backend.location, "remove an expired entry from", exc)
+            warnings.warn(CacheWarning(f"[{self!r}]: {error}"), stacklevel=stacklevel)
 
     def cache_status(self, *args: Any, **kwargs: Any) -> CacheStatus:
         """Whether this call would hit, and if not why (nothing computed, cleared or written).
@@ -412,14 +438,21 @@ class MemorizedFunc:
         return [entry_info(self.store_backend, s) for s in self.store_backend.list_entries(self.func_id)]
 
     def clear(self, warn: bool = True) -> None:
-        """Delete every cached result of this function."""
+        """Delete every cached result of this function.
+
+        Raises
+        ------
+        CacheError
+            If the cache cannot be changed (a read-only cache); also an ``OSError``.
+        """
         if self._verbose > 0 and warn:
             warnings.warn(
                 FunctionChangedWarning(f"[{self!r}]: Clearing function cache identified by {self.func_id}"),
                 stacklevel=2,
             )
-        self.store_backend.remove_function(self.func_id)
-        self.store_backend.write_function_record(self.func_id, code_record(self.func).as_json())
+        with maintenance_errors(self.store_backend.location, f"clear {self.func_id} in"):
+            self.store_backend.remove_function(self.func_id)
+            self.store_backend.write_function_record(self.func_id, code_record(self.func).as_json())
 
     # ---- the object ------------------------------------------------------------------------
 

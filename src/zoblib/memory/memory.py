@@ -21,6 +21,7 @@ from zoblib.memory.catalog import (
 )
 from zoblib.memory.eviction import CacheLimits, LimitEnforcer, enforce_limits
 from zoblib.memory.keys import function_id
+from zoblib.memory.maintenance import maintenance_errors
 from zoblib.memory.memorized import (
     AsyncMemorizedFunc,
     AsyncNotMemorizedFunc,
@@ -179,11 +180,18 @@ class Memory:
         return self.cache(func)(*args, **kwargs)
 
     def clear(self, warn: bool = True) -> None:
-        """Delete everything the cache holds."""
+        """Delete everything the cache holds.
+
+        Raises
+        ------
+        CacheError
+            If the cache cannot be changed (a read-only cache); also an ``OSError``.
+        """
         if warn:
             warnings.warn(CacheWarning(f"[{self!r}]: Flushing completely the cache"), stacklevel=2)
         if self.store_backend is not None:
-            self.store_backend.clear()
+            with maintenance_errors(self.store_backend.location, "clear"):
+                self.store_backend.clear()
             forget_verified_code(self.store_backend.location)
 
     def reduce_size(
@@ -207,6 +215,12 @@ class Memory:
         -------
         list of CacheEntryInfo
             The entries deleted (joblib returns nothing).
+
+        Raises
+        ------
+        CacheError
+            If entries to delete could not be (a read-only cache); also an ``OSError``. The
+            others are deleted all the same; the message counts both.
         """
         if self.store_backend is None:
             return []
@@ -216,7 +230,12 @@ class Memory:
             limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
         if not limits:
             return []
-        removed, _ = enforce_limits(self.store_backend, limits)
+        location = self.store_backend.location
+        with maintenance_errors(location, "remove entries from"):
+            outcome = enforce_limits(self.store_backend, limits)
+        error = outcome.error(location)
+        if error is not None:
+            raise error from outcome.failed[0][1]
         return [
             CacheEntryInfo(
                 r.func_id,
@@ -227,7 +246,7 @@ class Memory:
                 None,
                 None,
             )
-            for r in removed
+            for r in outcome.removed
         ]
 
     def list_functions(self) -> list[CachedFunctionInfo]:

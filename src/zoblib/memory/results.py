@@ -5,6 +5,7 @@ from __future__ import annotations
 import pprint
 from typing import Any
 
+from zoblib.memory.maintenance import maintenance_errors
 from zoblib.memory.store import EntryNotFoundError, EntryUnreadableError, StoreBackend
 
 
@@ -86,8 +87,15 @@ class MemorizedResult:
         return value
 
     def clear(self) -> None:
-        """Delete the cached value from the store."""
-        self.store_backend.remove_entry(self.func_id, self.args_id)
+        """Delete the cached value from the store.
+
+        Raises
+        ------
+        CacheError
+            If the entry cannot be deleted (a read-only cache); also an ``OSError``.
+        """
+        with maintenance_errors(self.store_backend.location, "remove an entry from"):
+            self.store_backend.remove_entry(self.func_id, self.args_id)
 
     def __repr__(self) -> str:
         return (

@@ -9,12 +9,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
+from zoblib._processes import exit_when_process_ends
 from zoblib.errors import WorkerDiedError
 from zoblib.parallel.backends.base import A, ParallelBackendBase, R, exit_codes_of, worker_died
 
 
-def _set_environment(env: Mapping[str, str]) -> None:
+def _start_worker(env: Mapping[str, str], parent_pid: int) -> None:
     os.environ.update(env)
+    # The pool's own threads notice a dead worker, but workers never notice a dead parent:
+    # each holds both ends of the call queue's pipe, so no EOF comes, and the fork server
+    # lives as long as any worker holds its "alive" pipe. A SIGKILLed parent would leave them
+    # all behind (joblib's loky watches its parent; the standard library does not).
+    exit_when_process_ends(parent_pid)
 
 
 class MultiprocessingBackend(ParallelBackendBase):
@@ -23,7 +29,9 @@ class MultiprocessingBackend(ParallelBackendBase):
     Workers are started with ``'forkserver'`` where the platform has it (``'spawn'``
     elsewhere): forking a parent that runs threads can deadlock. The pool lives for one call,
     or for a ``with Parallel(...)`` block. ``worker_env`` is set when a worker starts, which
-    limits BLAS/OpenMP threads only for libraries the worker had not loaded yet.
+    limits BLAS/OpenMP threads only for libraries the worker had not loaded yet. Workers end
+    soon after the process that started them dies, however it dies (``SIGKILL`` included);
+    the fork server then ends too.
 
     Parameters
     ----------
@@ -52,8 +60,8 @@ class MultiprocessingBackend(ParallelBackendBase):
         self._executor = ProcessPoolExecutor(
             n_jobs,
             mp_context=multiprocessing.get_context(self.start_method),
-            initializer=_set_environment,
-            initargs=(dict(worker_env),),
+            initializer=_start_worker,
+            initargs=(dict(worker_env), os.getpid()),
         )
         self._n_jobs = n_jobs
 
