@@ -1,8 +1,14 @@
-"""Uncompressed dump and hot load of one big array, every tool in one process, taking turns.
+"""Dump and hot load of one big array, every tool in one process, taking turns; the cost of checks.
 
 Usage::
 
     python benchmarks/bench_hot_roundtrip.py [--size-mib 1024] [--rounds 7] [--tmpdir DIR]
+    python benchmarks/bench_hot_roundtrip.py --compress 3 --data decimal --size-mib 256
+
+The ``checksum=False`` rows show what zoblib's integrity checks cost (format version 2: a
+CRC-32C per chunk written and checked, each tied to its place by the root record, and the
+content digest of every array computed at dump and checked at load): the same call without
+them. With ``--compress``, joblib and zoblib both get that ``compress=`` value and np.save drops out.
 
 ``bench_archive.py`` runs each operation in a fresh process; here one process alternates the
 tools round after round and loads each file twice right after writing it, timing the second load,
@@ -35,14 +41,35 @@ def _np_save(array: np.ndarray[Any, Any], path: str) -> None:
         np.save(file, array)
 
 
-#: name -> (file suffix, dump, load)
-TOOLS: dict[str, tuple[str, Callable[[Any, str], Any], Callable[[str], Any]]] = {
-    "zoblib": (".pkl", zoblib.dump, zoblib.load),
-    "zoblib fsync=False": (".pkl", lambda a, p: zoblib.dump(a, p, fsync=False), zoblib.load),
-    "zoblib .zarr": (".zarr", zoblib.dump, zoblib.load),
-    "joblib": (".joblib", joblib.dump, joblib.load),
-    "np.save": (".npy", _np_save, np.load),
-}
+Dump = Callable[[Any, str], Any]
+Load = Callable[[str], Any]
+
+
+def tools(compress: Any) -> dict[str, tuple[str, Dump, Load]]:
+    """name -> (file suffix, dump, load), all with the same ``compress`` value."""
+
+    def zoblib_dump(**options: Any) -> Dump:
+        return lambda a, p: zoblib.dump(a, p, compress=compress, **options)
+
+    table: dict[str, tuple[str, Dump, Load]] = {
+        "zoblib": (".pkl", zoblib_dump(), zoblib.load),
+        "zoblib fsync=False": (".pkl", zoblib_dump(fsync=False), zoblib.load),
+        "zoblib fsync=False checksum=False": (".pkl", zoblib_dump(fsync=False, checksum=False), zoblib.load),
+        "zoblib .zarr": (".zarr", zoblib_dump(), zoblib.load),
+        "joblib": (".joblib", lambda a, p: joblib.dump(a, p, compress=compress), joblib.load),
+    }
+    if not compress:
+        table["np.save"] = (".npy", _np_save, np.load)
+    return table
+
+
+def data(kind: str, nbytes: int) -> np.ndarray[Any, Any]:
+    """``random`` (incompressible) or ``decimal`` (a noisy sine rounded to 4 decimals) float64."""
+    rng = np.random.default_rng(0)
+    if kind == "random":
+        return rng.random(nbytes // 8)
+    x = np.linspace(0, 200 * np.pi, nbytes // 8)
+    return np.round(np.sin(x) + 0.01 * rng.standard_normal(x.size), 4)
 
 
 def _remove(path: str) -> None:
@@ -52,12 +79,13 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def run(size_mib: int, rounds: int, workdir: str) -> dict[tuple[str, str], list[float]]:
+def run(
+    array: np.ndarray[Any, Any], table: dict[str, tuple[str, Dump, Load]], rounds: int, workdir: str
+) -> dict[tuple[str, str], list[float]]:
     """Per (tool, operation), the times of ``rounds`` rounds (after one untimed warm-up round)."""
-    array = np.random.default_rng(0).random((size_mib << 20) // 8)
     times: dict[tuple[str, str], list[float]] = {}
     for round_number in range(rounds + 1):
-        for name, (suffix, dump, load) in TOOLS.items():
+        for name, (suffix, dump, load) in table.items():
             path = os.path.join(workdir, "roundtrip" + suffix)
             _remove(path)
             os.sync()
@@ -79,11 +107,13 @@ def run(size_mib: int, rounds: int, workdir: str) -> dict[tuple[str, str], list[
     return times
 
 
-def table(times: dict[tuple[str, str], list[float]]) -> str:
+def report(times: dict[tuple[str, str], list[float]]) -> str:
     rows = []
+    names = list(dict.fromkeys(name for name, _ in times))
     for operation in ("dump", "load"):
         joblib_times = times[("joblib", operation)]
-        for name in TOOLS:
+        unchecked = times[("zoblib fsync=False checksum=False", operation)]
+        for name in names:
             samples = times[(name, operation)]
             rows.append(
                 [
@@ -93,11 +123,12 @@ def table(times: dict[tuple[str, str], list[float]]) -> str:
                     format_ratio(statistics.median(joblib_times) / statistics.median(samples)),
                     format_seconds(min(samples)),
                     format_ratio(min(joblib_times) / min(samples)),
+                    format_ratio(statistics.median(unchecked) / statistics.median(samples)),
                     str(len(samples)),
                 ]
             )
-    headers = ["tool", "operation", "median", "vs joblib", "best", "best vs joblib", "runs"]
-    return markdown_table(headers, rows, align="llrrrrr")
+    headers = ["tool", "operation", "median", "vs joblib", "best", "best vs joblib", "vs unchecked", "runs"]
+    return markdown_table(headers, rows, align="llrrrrrr")
 
 
 def main() -> None:
@@ -105,12 +136,19 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tmpdir", default=None, help="where to write (a fresh directory is made inside)")
+    parser.add_argument("--compress", type=int, default=0, help="compress= for joblib and zoblib alike")
+    parser.add_argument("--data", choices=["random", "decimal"], default="random")
     arguments = parser.parse_args()
+    array = data(arguments.data, arguments.size_mib << 20)
     with tempfile.TemporaryDirectory(dir=arguments.tmpdir) as workdir:
-        times = run(arguments.size_mib, arguments.rounds, workdir)
+        times = run(array, tools(arguments.compress), arguments.rounds, workdir)
     print(describe_environment(["numpy", "zarr", "joblib", "zoblib"]))
-    print(f"\nOne float64 array of {arguments.size_mib} MiB, {arguments.rounds} rounds.\n")
-    print(table(times))
+    print(
+        f"\nOne float64 array of {arguments.size_mib} MiB ({arguments.data}), compress={arguments.compress}, "
+        f"{arguments.rounds} rounds. 'vs unchecked': the same call's speed relative to zoblib "
+        "fsync=False checksum=False (below 1.00x: what the checks cost).\n"
+    )
+    print(report(times))
 
 
 if __name__ == "__main__":

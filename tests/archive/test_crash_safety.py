@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -96,19 +97,9 @@ def test_leftovers_of_live_processes_are_kept(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_filesystem(tmp_path: Path) -> object:
-    """A real 16 MiB tmpfs (needs root and mount permission; skipped elsewhere)."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)], capture_output=True
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+def tiny_filesystem(mount_tmpfs: Callable[[str], Path]) -> Path:
+    """A real 16 MiB tmpfs."""
+    return mount_tmpfs("16m")
 
 
 @pytest.mark.parametrize("name", ["full.pkl", "full.zarr", "full.h5"])

@@ -27,9 +27,22 @@ def test_golden_archive_loads(name: str, mmap_mode: str | None) -> None:
     zoblib.verify(path)
 
 
-def test_golden_archives_record_format_version_1() -> None:
+@pytest.mark.parametrize(("version", "own"), [(1, "arrays/0"), (2, "arrays/own")])
+def test_golden_archives_record_their_format_version(version: int, own: str) -> None:
     import zarr
 
-    group = zarr.open_group(DATA / "v1" / "plain.zarr", mode="r")
-    assert group.attrs["zoblib"]["format_version"] == 1
-    assert np.array_equal(group["arrays/0"][...], golden_value()["own"])
+    group = zarr.open_group(DATA / f"v{version}" / "plain.zarr", mode="r")
+    assert group.attrs["zoblib"]["format_version"] == version
+    assert np.array_equal(group[own][...], golden_value()["own"])
+
+
+@pytest.mark.parametrize("name", sorted(n for n in GOLDEN if n.endswith(".zarr")))
+def test_golden_records_follow_their_json_schema(name: str) -> None:
+    import json
+
+    import jsonschema
+
+    version = name.split("/")[0]
+    schema = json.loads((DATA.parents[1] / "format_spec" / f"root_record.{version}.schema.json").read_text())
+    record = json.loads((DATA / name / "zarr.json").read_text())["attributes"]["zoblib"]
+    jsonschema.validate(record, schema)

@@ -449,9 +449,9 @@ def test_arrays_above_pack_threshold_get_their_own_node(archive: ArchiveLocation
     value = {"own": np.arange(5000.0), "packed": np.arange(500.0), "inline": np.arange(10.0)}
     archive.dump(value, inline_threshold=1000, pack_threshold=10_000)
     record = archive.root_record()
-    assert sorted(record["nodes"]) == ["arrays/0", "packs/0", "skeleton"]
+    assert sorted(record["nodes"]) == ["arrays/own", "packs/0", "skeleton"]
     refs = sorted(record["refs"], key=lambda ref: ref["node"])
-    assert refs[0]["node"] == "arrays/0" and "offset" not in refs[0]
+    assert refs[0]["node"] == "arrays/own" and "offset" not in refs[0]
     assert refs[1]["node"] == "packs/0" and refs[1]["offset"] == 0 and refs[1]["shape"] == [500]
     assert_same_object(value, archive.load())
 

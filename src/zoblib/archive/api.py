@@ -9,6 +9,7 @@ from typing import IO, Any
 from zoblib.archive.compression import is_adaptive, resolve_compression
 from zoblib.archive.containers import container_format, open_reader, open_writer
 from zoblib.archive.containers.hdf5 import hdf5_codec
+from zoblib.archive.guard import reading
 from zoblib.archive.reader import MMAP_MODES, ArchiveReader
 from zoblib.archive.writer import WriteOptions, write_archive
 from zoblib.errors import ArchiveWriteError, ZoblibError
@@ -173,14 +174,19 @@ def load(
     if mmap_mode not in MMAP_MODES:
         raise ValueError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
     source: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
-    container = open_reader(source)
-    try:
-        value = ArchiveReader(container).load(
-            mmap_mode, native_byte_order=ensure_native_byte_order, verify=verify
-        )
-    except BaseException:
-        container.close()
-        raise
-    if mmap_mode is None:
-        container.close()
-    return value
+    with reading(_name_of(source)):
+        container = open_reader(source)
+        try:
+            value = ArchiveReader(container).load(
+                mmap_mode, native_byte_order=ensure_native_byte_order, verify=verify
+            )
+        except BaseException:
+            container.close()
+            raise
+        if mmap_mode is None:
+            container.close()
+        return value
+
+
+def _name_of(source: str | IO[bytes]) -> str:
+    return source if isinstance(source, str) else str(getattr(source, "name", "<file object>"))

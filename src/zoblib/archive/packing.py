@@ -19,6 +19,7 @@ from zoblib.archive.chunks import byte_view, codec_view_dtype, encode_in_threads
 from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.containers.base import store_node
+from zoblib.archive.dtypes import dtype_to_json
 from zoblib.archive.integrity import with_checksum
 from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
 
@@ -64,9 +65,14 @@ def write_pack(
     path: str,
     pack: Pack,
     arrays: Sequence[np.ndarray[Any, Any]],
+    names: Sequence[str],
     options: WriteOptions,
 ) -> ArrayNode:
-    """Store ``pack`` as the 1-D array node ``path`` and return the node."""
+    """Store ``pack`` as the 1-D array node ``path`` and return the node.
+
+    The node's attributes index its members (name, offset, shape, dtype, order), so that a
+    reader without zoblib can cut each array out of the pack.
+    """
     target = None if options.codec is None else options.chunk_nbytes
     shape = (pack.size,)
     node = ArrayNode(
@@ -77,6 +83,7 @@ def write_pack(
         "C",
         options.codec,
         options.checksum,
+        attributes={"members": [_member_entry(m, arrays[m.index], names[m.index]) for m in pack.members]},
     )
     if options.adaptive and node.codec is not None:
         first = arrays[pack.members[0].index]
@@ -85,6 +92,16 @@ def write_pack(
             node, codec=tuned_codec(node.codec, _codec_words(np.ascontiguousarray(sample)))
         )
     return store_node(container, node, PackData(node, pack, arrays))
+
+
+def _member_entry(member: PackMember, array: np.ndarray[Any, Any], name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "offset": member.offset,
+        "shape": list(array.shape),
+        "dtype": dtype_to_json(array.dtype),
+        "order": member.order,
+    }
 
 
 class PackData:

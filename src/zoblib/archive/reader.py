@@ -17,6 +17,8 @@ import numpy as np
 
 from zoblib.archive.chunks import STREAM_PIECE_NBYTES, byte_view, chunk_region, empty_array, keep_array
 from zoblib.archive.containers import ContainerReader
+from zoblib.archive.digests import DigestChecker
+from zoblib.archive.guard import check_allocation, reading
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, checksum, record_checksum
 from zoblib.archive.lazy import LazyArray
 from zoblib.archive.nodes import ArrayNode
@@ -67,6 +69,8 @@ class ArchiveReader:
                     raise ValueError(f"nodes {unlisted[:3]} do not list their chunks' checksums")
         except Exception as exc:  # any malformed entry: the record is damaged
             raise ArchiveCorruptedError(self.path, f"invalid root record: {exc!r}") from exc
+        # Checked before anything is read, so no memory map or lazy slice gets a bad layout.
+        self._pack_members = self.pack_members()
 
     def load(
         self, mmap_mode: str | None = None, *, native_byte_order: bool = False, verify: bool = False
@@ -76,6 +80,12 @@ class ArchiveReader:
         With ``verify``, every node that comes back unread (memory-mapped or lazy) is checked
         whole before the object is returned.
         """
+        with DigestChecker(self.path) as digests:
+            return self._load(mmap_mode, native_byte_order, verify, digests)
+
+    def _load(
+        self, mmap_mode: str | None, native_byte_order: bool, verify: bool, digests: DigestChecker
+    ) -> Any:
         loaded: dict[int, Any] = {} if mmap_mode is not None else self._read_raw_packs()
         resolved: dict[int, Any] = {}
         unread: dict[str, ArrayNode] = {}
@@ -94,6 +104,8 @@ class ArchiveReader:
             if ref not in resolved:
                 array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
                 node = self.nodes[self.refs[ref]["node"]]
+                if node.checksum and not isinstance(array, (np.memmap, LazyArray)):
+                    digests.submit(array, self.refs[ref].get("digest"), node.path)
                 if native_byte_order and not array.dtype.isnative:
                     if isinstance(array, np.memmap):
                         check(node)  # the conversion reads it all, but nothing checks a memmap's pages
@@ -161,11 +173,16 @@ class ArchiveReader:
         if "offset" not in ref:
             if node.codec is None or mmap_mode is None:
                 return self.read_whole(node)
-            region: Any = lambda selection: self.container.read_region(node, selection)  # noqa: E731
+
+            def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
+                with reading(self.path):
+                    return self.container.read_region(node, selection or ())
+
         else:
 
             def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
-                flat = self.container.read_region(node, (slice(offset, offset + size, 1),))
+                with reading(self.path):
+                    flat = self.container.read_region(node, (slice(offset, offset + size, 1),))
                 whole: np.ndarray[Any, Any] = flat.reshape(shape, order=order)  # type: ignore[call-overload]
                 return whole if selection is None else whole[keep_array(selection)]
 
@@ -179,6 +196,13 @@ class ArchiveReader:
 
     def read_whole(self, node: ArrayNode) -> np.ndarray[Any, Any]:
         """A whole node, read into a new array and checked."""
+        if node.codec is None:
+            where = self.container.raw_location(node)
+            if where is not None and where.nbytes < node.nbytes:
+                raise ArchiveCorruptedError(
+                    self.path, f"{node.path!r} holds {where.nbytes} bytes; its metadata claims {node.nbytes}"
+                )
+        check_allocation(node.nbytes, f"array {node.path!r}")
         out = empty_array(node.shape, node.dtype, node.order)
         if out.size == 0:
             return out
@@ -195,32 +219,47 @@ class ArchiveReader:
         if stored is not None and stored != computed:
             raise ChecksumError(self.path, f"{node.path!r} does not match its checksum")
 
+    def pack_members(self) -> dict[str, list[tuple[int, int]]]:
+        """Each pack's ``(offset, reference number)`` members in offset order.
+
+        Raises ``ArchiveCorruptedError`` unless they cover the pack exactly, with no overlap or gap.
+        """
+        members: dict[str, list[tuple[int, int]]] = {}
+        for number, ref in enumerate(self.refs):
+            if "offset" in ref:
+                members.setdefault(str(ref["node"]), []).append((int(ref["offset"]), number))
+        for path, entries in members.items():
+            entries.sort()
+            position = 0
+            for offset, number in entries:
+                if offset != position:
+                    raise ArchiveCorruptedError(self.path, f"the members of {path!r} overlap or leave gaps")
+                position += math.prod(int(n) for n in self.refs[number]["shape"])
+            if position != self.nodes[path].shape[0]:
+                raise ArchiveCorruptedError(self.path, f"{path!r} holds data no reference uses")
+        return members
+
     def _read_raw_packs(self) -> dict[int, np.ndarray[Any, Any]]:
         """Every member of every uncompressed pack, read in order straight into its own array,
         and checked against the pack's checksum."""
-        members: dict[str, list[tuple[int, int]]] = {}
-        for number, ref in enumerate(self.refs):
-            node = self.nodes.get(str(ref.get("node")))
-            if node is not None and node.codec is None and "offset" in ref:
-                members.setdefault(node.path, []).append((int(ref["offset"]), number))
         loaded: dict[int, np.ndarray[Any, Any]] = {}
-        for path, entries in members.items():
+        for path, entries in self._pack_members.items():
             node = self.nodes[path]
+            if node.codec is not None:
+                continue
+            where = self.container.raw_location(node)
+            if where is not None and where.nbytes < node.nbytes:
+                raise ArchiveCorruptedError(self.path, f"{path!r} is shorter than its metadata says")
+            check_allocation(node.nbytes, f"pack {path!r}")
             running = 0
-            position = 0
-            for offset, number in sorted(entries):
+            for offset, number in entries:
                 ref = self.refs[number]
                 shape = tuple(int(n) for n in ref["shape"])
                 out = empty_array(shape, node.dtype, str(ref["order"]))
-                if offset != position or position + out.size > node.shape[0]:
-                    raise ArchiveCorruptedError(self.path, f"the members of {path!r} overlap or leave gaps")
                 view = byte_view(out, str(ref["order"])).data
                 self.container.read_raw_into(node, view, offset * node.dtype.itemsize)
                 running = checksum(view, running)
-                position += out.size
                 loaded[number] = out
-            if position != node.shape[0]:
-                raise ArchiveCorruptedError(self.path, f"{path!r} holds data no reference uses")
             self._verify(node, running)
         return loaded
 

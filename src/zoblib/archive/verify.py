@@ -6,6 +6,7 @@ import os
 from typing import IO
 
 from zoblib.archive.containers import open_reader
+from zoblib.archive.guard import reading
 from zoblib.archive.reader import ArchiveReader
 
 
@@ -37,7 +38,8 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
     >>> zoblib.verify(path)
     """
     source = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
-    with open_reader(source) as container:
+    name = source if isinstance(source, str) else str(getattr(source, "name", "<file object>"))
+    with reading(name), open_reader(source) as container:
         reader = ArchiveReader(container)
         for node in reader.nodes.values():
             reader.verify_node(node)

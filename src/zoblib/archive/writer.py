@@ -20,6 +20,7 @@ from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.containers.base import store_node
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
+from zoblib.archive.naming import Path, array_locations, memory_key, node_names
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
@@ -41,8 +42,9 @@ class WriteOptions:
     protocol: int = pickle.HIGHEST_PROTOCOL
     #: Arrays smaller than this stay inside the pickle skeleton.
     inline_threshold: int = 64 << 10
-    #: Arrays smaller than this (and not inline) share packs instead of a Zarr array each.
-    pack_threshold: int = 8 << 20
+    #: Arrays smaller than this (and not inline) share packs instead of a Zarr array each; every
+    #: array from 1 MiB up is a Zarr array of its own, visible to other readers as itself.
+    pack_threshold: int = 1 << 20
     #: Target size of a compressed chunk.
     chunk_nbytes: int = DEFAULT_CHUNK_NBYTES
     #: Whether every chunk carries a CRC-32C (off only for scratch data).
@@ -79,6 +81,7 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
     collector = _ArrayCollector(options)
     skeleton, pickler = dumps_skeleton(value, options.protocol, collector.extract, collector.reset)
     arrays = collector.arrays
+    paths, names = _array_names(value, arrays)
     # Content digests run on a second thread while the arrays are written (both release the GIL).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-digest") as digests:
         digest = [digests.submit(array_digest, array) for array in arrays]
@@ -87,18 +90,21 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
         small = [i for i, a in enumerate(arrays) if a.nbytes < options.pack_threshold]
         for index, array in enumerate(arrays):
             if array.nbytes >= options.pack_threshold:
-                node = _array_node(f"{ARRAYS_GROUP}/{len(nodes)}", array, options)
+                node = _array_node(f"{ARRAYS_GROUP}/{names[index]}", array, options)
+                if paths[index] is not None:
+                    node = dataclasses.replace(node, attributes={"path": list(paths[index] or ())})
                 node = store_node(container, node, ArrayData(array, node))
                 nodes[node.path] = node.to_manifest()
                 refs[index] = {"node": node.path}
         packs: list[Pack] = plan_packs([arrays[i] for i in small], small, options)
         for number, pack in enumerate(packs):
-            node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, options)
+            node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, names, options)
             nodes[node.path] = node.to_manifest()
             for member in pack.members:
                 shape = list(arrays[member.index].shape)
                 refs[member.index] = {"node": node.path, "offset": member.offset, "shape": shape}
                 refs[member.index]["order"] = member.order
+                refs[member.index]["name"] = names[member.index]
         skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
         skeleton_data = ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node)
         skeleton_node = store_node(container, skeleton_node, skeleton_data)
@@ -107,8 +113,26 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
             ref["digest"] = pending.result()
     record = _root_record(options.protocol, pickler, nodes, refs)
     attributes = {"zoblib": record, RECORD_CHECKSUM_ATTRIBUTE: record_checksum(record)}
-    groups = [g for g in (ARRAYS_GROUP, PACKS_GROUP) if any(p.startswith(g + "/") for p in nodes)]
-    container.write_root(attributes, groups)
+    container.write_root(attributes, _groups(nodes))
+
+
+def _array_names(value: Any, arrays: list[np.ndarray[Any, Any]]) -> tuple[list[Path | None], list[str]]:
+    """Each extracted array's path in ``value`` (if known) and its unique node name: the path,
+    or the array's number where no path reaches it (a custom ``__reduce__``)."""
+    locations = array_locations(value) if arrays else {}
+    paths = [locations.get(memory_key(array)) for array in arrays]
+    names = node_names(path or (index,) for index, path in enumerate(paths))
+    return paths, [name or str(index) for index, name in enumerate(names)]
+
+
+def _groups(nodes: dict[str, Any]) -> list[str]:
+    """Every group above the nodes (``arrays``, ``arrays/layers``, ...), parents first."""
+    groups: dict[str, None] = {}
+    for path in nodes:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            groups["/".join(parts[:depth])] = None
+    return sorted(groups, key=lambda g: (g.count("/"), g))
 
 
 def _array_node(path: str, array: np.ndarray[Any, Any], options: WriteOptions) -> ArrayNode:

@@ -15,6 +15,7 @@ import numpy as np
 
 from zoblib.archive.chunks import decode_chunk
 from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter, NodeData
+from zoblib.archive.guard import MAX_JSON_NBYTES, parse_json
 from zoblib.archive.integrity import CHECKSUM_NBYTES, ChecksumMismatch
 from zoblib.archive.lazy import ChunkGrid
 from zoblib.archive.nodes import ArrayNode, group_metadata
@@ -107,10 +108,10 @@ class ZarrStoreReader(ContainerReader):
     def root_attributes(self) -> dict[str, Any]:
         if self._locate(ROOT_METADATA_KEY) is None:
             raise ArchiveError(self.path, "not a zoblib archive: it has no root zarr.json")
-        try:
-            document = json.loads(self.read_key(ROOT_METADATA_KEY))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArchiveCorruptedError(self.path, f"root zarr.json is not valid JSON: {exc}") from exc
+        where = self._require(ROOT_METADATA_KEY)
+        if where.nbytes > MAX_JSON_NBYTES:
+            raise ArchiveCorruptedError(self.path, f"the root zarr.json is {where.nbytes} bytes long")
+        document = parse_json(self.read_key(ROOT_METADATA_KEY), self.path, "the root zarr.json")
         attributes = document.get("attributes") if isinstance(document, dict) else None
         if not isinstance(attributes, dict) or document.get("zarr_format") != 3:
             raise ArchiveError(self.path, "not a zoblib archive: the root is not a Zarr v3 group")
@@ -125,7 +126,7 @@ class ZarrStoreReader(ContainerReader):
         try:
             chunk = decode_chunk(node, index, self.read_key(key))
         except ChecksumMismatch as exc:
-            raise ChecksumError(self.path, f"chunk {key!r} does not match its checksum") from exc
+            raise ChecksumError(self.path, f"chunk {key!r} does not match its checksum: {exc}") from exc
         except (ValueError, RuntimeError, TypeError) as exc:
             raise ArchiveCorruptedError(self.path, f"chunk {key!r} cannot be decoded: {exc}") from exc
         # Packed members that share a chunk, and slices walking an array, decode it once.

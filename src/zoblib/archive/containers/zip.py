@@ -7,6 +7,7 @@ padded, as Android's zipalign does), so ``np.memmap`` can map it in place.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -100,13 +101,21 @@ class ZipReader(ZarrStoreReader):
             handle = io.BytesIO(self._buffer)
         try:
             with zipfile.ZipFile(handle) as archive:
-                self._members = {info.filename: info for info in archive.infolist()}
+                infos = archive.infolist()
+            self._members = {info.filename: info for info in infos}
+            if len(self._members) != len(infos):
+                counts = collections.Counter(info.filename for info in infos)
+                twice = sorted(name for name, count in counts.items() if count > 1)[:3]
+                raise ArchiveCorruptedError(self.path, f"the ZIP file holds members more than once: {twice}")
         except zipfile.BadZipFile as exc:
             self.close()
             raise ArchiveError(self.path, f"not a zoblib archive (not a readable ZIP file: {exc})") from exc
-        except (OSError, EOFError, struct.error, ValueError) as exc:
+        except ArchiveError:
             self.close()
-            raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc}") from exc
+            raise
+        except Exception as exc:  # zipfile's NotImplementedError, struct.error, OverflowError, ...
+            self.close()
+            raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc!r}") from exc
         finally:
             handle.close()
         self._ranges: dict[str, ByteRange] = {}
@@ -147,8 +156,9 @@ class ZipReader(ZarrStoreReader):
         self._read_absolute(out, where.offset + offset)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
             self._fd = None
 
     def __del__(self) -> None:
