@@ -234,3 +234,18 @@ def test_an_uncompressed_node_shorter_than_claimed_is_refused_before_allocating(
     zoblib.dump({"x": _values()}, path, **OWN_NODE)
     _edit_record(path, lambda r: r["nodes"]["arrays/x"].update(shape=[400_000], chunk_shape=[400_000]))
     assert "claims" in _fails(path, lambda: zoblib.load(path), zoblib.ArchiveCorruptedError)
+
+
+@pytest.mark.parametrize("hostile", ["../outside", "arrays/../../outside", "/etc/passwd", "arrays//x"])
+def test_node_paths_that_leave_the_archive_are_refused(tmp_path: Path, hostile: str) -> None:
+    path = tmp_path / "p.zarr"
+    zoblib.dump({"x": _values()}, path, **OWN_NODE)
+    outside = tmp_path / "outside"
+    shutil.copytree(path / "arrays" / "x", outside)  # a valid node, outside the archive
+
+    def point_outside(record: dict[str, Any]) -> None:
+        record["nodes"][hostile] = record["nodes"].pop("arrays/x")
+        record["refs"][0]["node"] = hostile
+
+    _edit_record(path, point_outside)
+    assert "inside the archive" in _fails(path, lambda: zoblib.load(path), zoblib.ArchiveCorruptedError)

@@ -208,3 +208,37 @@ def test_pickle_and_zarr_alone_rebuild_the_object(tmp_path: Path, container: str
     with open_with_zarr(path) as group:
         kinds = {ref["node"].split("/")[0] for ref in group.attrs["zoblib"]["refs"]}
     assert kinds == {"arrays", "packs"}
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_zarr_lists_an_archive_holding_generic_unit_datetimes(tmp_path: Path, container: str) -> None:
+    # zarr-python refuses any fill value of a generic-unit datetime64: one such node used to
+    # make members() fail for the whole archive.
+    value = {"never": np.full(200_000, "NaT", "M8"), "span": np.arange(200_000).astype("m8"), "x": np.ones(9)}
+    path = _dump(tmp_path, container, value, compress=3)
+    with open_with_zarr(path) as group:
+        names = {name for name, _ in group.members(max_depth=None)}
+        counts = group["arrays/span"][...]
+    assert {"arrays/never", "arrays/span"} <= names
+    np.testing.assert_array_equal(counts, np.arange(200_000))  # other readers see the int64 counts
+    loaded = zoblib.load(path)
+    assert loaded["never"].dtype == np.dtype("M8") and np.isnat(loaded["never"]).all()
+    assert loaded["span"].dtype == np.dtype("m8")
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".zarr", ".h5"])
+@pytest.mark.parametrize("compress", [0, 3])
+def test_structured_types_with_out_of_order_fields_round_trip(
+    tmp_path: Path, suffix: str, compress: int
+) -> None:
+    dtype = np.dtype({"names": ["a", "b"], "formats": ["<i4", ">i4"], "offsets": [4, 0]})
+    big = np.zeros(100_000, dtype)
+    big["a"], big["b"] = np.arange(100_000), -np.arange(100_000)
+    path = tmp_path / f"fields{suffix}"
+    zoblib.dump(
+        {"big": big, "packed": big[:20_000].copy(), "inline": big[:5].copy()}, path, compress=compress
+    )
+    loaded = zoblib.load(path)
+    for name, original in (("big", big), ("packed", big[:20_000]), ("inline", big[:5])):
+        assert loaded[name].dtype == dtype
+        np.testing.assert_array_equal(loaded[name], original)

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from zoblib.archive.nodes import ArrayNode
 from zoblib.errors import ChecksumError
+from zoblib.hashing.algorithms import HashObject, new_hash_object
 from zoblib.hashing.arrays import array_digest
 
 
@@ -26,11 +28,21 @@ class DigestChecker:
         self._pending: list[tuple[str, str, Future[str]]] = []
         self._pool: ThreadPoolExecutor | None = None
 
-    def submit(self, array: np.ndarray[Any, Any], recorded: Any, where: str) -> None:
-        """Digest ``array`` in the background, to compare with ``recorded`` (if it is a digest)."""
+    def submit(
+        self, array: np.ndarray[Any, Any], recorded: Any, where: str, computed: str | None = None
+    ) -> None:
+        """Digest ``array`` in the background, to compare with ``recorded`` (if it is a digest).
+
+        ``computed`` is the digest already taken while the array was read, if it was.
+        """
         if not isinstance(recorded, str) or ":" not in recorded or not _digest_is_stable(array.dtype):
             return
-        hash_name = recorded.split(":", 1)[0]
+        if computed is not None:
+            done: Future[str] = Future()
+            done.set_result(computed)
+            self._pending.append((recorded, where, done))
+            return
+        hash_name = digest_name(recorded)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-digest")
         future = self._pool.submit(array_digest, array, hash_name=hash_name)
@@ -66,3 +78,23 @@ def _digest_is_stable(dtype: np.dtype[Any]) -> bool:
     if dtype.subdtype is not None:
         return _digest_is_stable(dtype.subdtype[0])
     return dtype.char not in "gG"
+
+
+def digest_name(recorded: str) -> str:
+    """The algorithm of a recorded digest (``"xxh3_128:…"`` → ``"xxh3_128"``)."""
+    return recorded.split(":", 1)[0]
+
+
+def streaming_hasher(node: ArrayNode, recorded: str) -> HashObject | None:
+    """A hash object to feed ``node``'s stored bytes to as they are read, where those bytes are
+    exactly what its content digest covers (C order, no padding); else ``None``."""
+    dtype = node.dtype
+    c_order_bytes = node.order == "C" or len(node.shape) <= 1
+    if not c_order_bytes or dtype.fields is not None or dtype.subdtype is not None:
+        return None
+    if not _digest_is_stable(dtype) or ":" not in recorded:
+        return None
+    try:
+        return new_hash_object(digest_name(recorded))
+    except ValueError:  # an algorithm this zoblib does not know: digested later, and refused
+        return None

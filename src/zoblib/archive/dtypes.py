@@ -10,6 +10,7 @@ array's attributes).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,34 @@ def can_extract(dtype: np.dtype[Any]) -> bool:
 
 
 def dtype_to_json(dtype: np.dtype[Any]) -> Any:
-    """A JSON value that :func:`dtype_from_json` turns back into exactly ``dtype``."""
+    """A JSON value that :func:`dtype_from_json` turns back into exactly ``dtype``.
+
+    Structured types with fields out of order or overlapping, which numpy's ``descr`` cannot
+    express, are written in numpy's dict form: ``{"__dict_descr__": {"names", "formats",
+    "offsets", "itemsize"}}`` with each format itself in this JSON form.
+    """
     if dtype.fields is None and dtype.subdtype is None:
         return dtype.str
-    return _descr_to_json(np.lib.format.dtype_to_descr(dtype))
+    try:
+        descr = np.lib.format.dtype_to_descr(dtype)
+    except ValueError:  # "not defined for types with overlapping or out-of-order fields"
+        return _dict_form(dtype)
+    return _descr_to_json(descr)
+
+
+def _dict_form(dtype: np.dtype[Any]) -> dict[str, Any]:
+    names = list(dtype.names or ())
+    fields: Mapping[str, Any] = dtype.fields or {}
+    if any(len(fields[name]) == 3 for name in names):
+        raise ValueError(f"cannot record dtype {dtype!r}: titled fields out of order")
+    return {
+        "__dict_descr__": {
+            "names": names,
+            "formats": [dtype_to_json(fields[name][0]) for name in names],
+            "offsets": [int(fields[name][1]) for name in names],
+            "itemsize": dtype.itemsize,
+        }
+    }
 
 
 def _descr_to_json(descr: Any) -> Any:
@@ -39,6 +64,22 @@ def dtype_from_json(value: Any) -> np.dtype[Any]:
     """The numpy dtype recorded by :func:`dtype_to_json`."""
     if isinstance(value, str):
         return np.dtype(value)
+    if isinstance(value, dict) and set(value.get("__dict_descr__", ())) == {
+        "names",
+        "formats",
+        "offsets",
+        "itemsize",
+    }:
+        spec = value["__dict_descr__"]
+        formats = [dtype_from_json(item) for item in spec["formats"]]
+        return np.dtype(
+            {
+                "names": spec["names"],
+                "formats": formats,
+                "offsets": spec["offsets"],
+                "itemsize": spec["itemsize"],
+            }
+        )
     return np.lib.format.descr_to_dtype(_json_to_descr(value))
 
 
@@ -107,6 +148,10 @@ def _zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
         return core
     from zarr.dtype import parse_data_type  # type: ignore[attr-defined]  # import late: zarr is slow to import
 
+    if dtype.kind in "Mm" and np.datetime_data(dtype)[0] == "generic":
+        # zarr-python rejects any fill value of a generic-unit datetime (and with it the whole
+        # group's listing): other readers see the int64 counts, zoblib the recorded dtype.
+        return "int64", 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -114,6 +159,7 @@ def _zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
             if zarr_type.to_native_dtype() != dtype:
                 return None
             fill = zarr_type.to_json_scalar(zarr_type.default_scalar(), zarr_format=3)
+            zarr_type.from_json_scalar(fill, zarr_format=3)  # zarr must read back what we write
             return zarr_type.to_json(zarr_format=3), fill
     except Exception:  # zarr cannot describe it: padded structs, subarrays, ...
         return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from zoblib.archive.chunks import STREAM_PIECE_NBYTES, byte_view, chunk_region, empty_array, keep_array
 from zoblib.archive.containers import ContainerReader
-from zoblib.archive.digests import DigestChecker
+from zoblib.archive.digests import DigestChecker, digest_name, streaming_hasher
 from zoblib.archive.guard import check_allocation, reading
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, checksum, record_checksum
 from zoblib.archive.lazy import LazyArray
@@ -59,8 +59,11 @@ class ArchiveReader:
             raise ChecksumError(self.path, "the root record does not match its checksum")
         self.format_version = version
         self.record = record
+        self._streamed_digests: dict[int, str] = {}
         try:
-            self.nodes = {p: ArrayNode.from_manifest(p, e) for p, e in dict(record["nodes"]).items()}
+            self.nodes = {
+                _checked_path(p): ArrayNode.from_manifest(p, e) for p, e in dict(record["nodes"]).items()
+            }
             self.refs: list[Mapping[str, Any]] = [_checked_ref(ref, self.nodes) for ref in record["refs"]]
             self.skeleton = self.nodes[record["skeleton"]]
             if version >= 2:
@@ -105,7 +108,8 @@ class ArchiveReader:
                 array = loaded.pop(ref) if ref in loaded else self.materialize(ref, mmap_mode)
                 node = self.nodes[self.refs[ref]["node"]]
                 if node.checksum and not isinstance(array, (np.memmap, LazyArray)):
-                    digests.submit(array, self.refs[ref].get("digest"), node.path)
+                    streamed = self._streamed_digests.pop(id(array), None)
+                    digests.submit(array, self.refs[ref].get("digest"), node.path, streamed)
                 if native_byte_order and not array.dtype.isnative:
                     if isinstance(array, np.memmap):
                         check(node)  # the conversion reads it all, but nothing checks a memmap's pages
@@ -172,7 +176,7 @@ class ArchiveReader:
                 return mapped
         if "offset" not in ref:
             if node.codec is None or mmap_mode is None:
-                return self.read_whole(node)
+                return self.read_whole(node, digest if node.checksum else None)
 
             def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
                 with reading(self.path):
@@ -194,8 +198,12 @@ class ArchiveReader:
 
     # ---- whole nodes -----------------------------------------------------------------------
 
-    def read_whole(self, node: ArrayNode) -> np.ndarray[Any, Any]:
-        """A whole node, read into a new array and checked."""
+    def read_whole(self, node: ArrayNode, digest: str | None = None) -> np.ndarray[Any, Any]:
+        """A whole node, read into a new array and checked.
+
+        With the node's recorded ``digest``, an uncompressed node's content digest is computed
+        while it is read, for :class:`DigestChecker` (kept by the new array's id).
+        """
         if node.codec is None:
             where = self.container.raw_location(node)
             if where is not None and where.nbytes < node.nbytes:
@@ -208,7 +216,10 @@ class ArchiveReader:
             return out
         if node.codec is None:
             view = byte_view(out, node.order).data
-            self._verify(node, read_and_checksum(self.container, node, view))
+            hasher = None if digest is None else streaming_hasher(node, digest)
+            self._verify(node, read_and_checksum(self.container, node, view, hasher))
+            if hasher is not None and digest is not None:
+                self._streamed_digests[id(out)] = f"{digest_name(digest)}:{hasher.hexdigest()}"
             return out
         return self.container.read_region(node, tuple(slice(None) for _ in node.shape), out)
 
@@ -297,26 +308,27 @@ def open_lazy_reference(path: str, ref_index: int) -> Any:
     return ArchiveReader(open_reader(path)).materialize(ref_index, "r")
 
 
-def read_and_checksum(container: ContainerReader, node: ArrayNode, out: memoryview) -> int:
+def read_and_checksum(
+    container: ContainerReader, node: ArrayNode, out: memoryview, hasher: Any = None
+) -> int:
     """Read an uncompressed node's bytes into ``out`` and return their CRC-32C.
 
-    The checksum of each piece runs in a second thread while the next piece is read, so a
-    checked read costs about as much as an unchecked one.
+    The checksum of each piece (and, with ``hasher``, its content digest) runs in a second
+    thread while the next piece is read, so a checked read costs about as much as an unchecked
+    one.
     """
-    if len(out) <= STREAM_PIECE_NBYTES:
-        container.read_raw_into(node, out, 0)
-        return checksum(out)
     running: Future[int] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as pool:
         for start in range(0, len(out), STREAM_PIECE_NBYTES):
             piece = out[start : start + STREAM_PIECE_NBYTES]
             container.read_raw_into(node, piece, start)
-            running = pool.submit(_continue_checksum, running, piece)
-        assert running is not None
-        return running.result()
+            running = pool.submit(_continue_checksum, running, piece, hasher)
+        return 0 if running is None else running.result()
 
 
-def _continue_checksum(previous: Future[int] | None, piece: memoryview) -> int:
+def _continue_checksum(previous: Future[int] | None, piece: memoryview, hasher: Any) -> int:
+    if hasher is not None:
+        hasher.update(piece)
     return checksum(piece, 0 if previous is None else previous.result())
 
 
@@ -338,6 +350,14 @@ def _checked_ref(ref: Any, nodes: Mapping[str, ArrayNode]) -> Mapping[str, Any]:
     ):
         raise ValueError(f"reference {ref!r} does not fit in node {node.path!r}")
     return ref
+
+
+def _checked_path(path: Any) -> str:
+    """``path`` if it is a relative store key that stays inside the archive; else ``ValueError``."""
+    parts = path.split("/") if isinstance(path, str) else [""]
+    if "\\" in str(path) or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"node path {path!r} is not a relative key inside the archive")
+    return str(path)
 
 
 def _is_count(value: Any) -> bool:

@@ -47,7 +47,12 @@ def _needs_exact_reduce(array: np.ndarray[Any, Any]) -> bool:
 def rebuild_masked_array(
     data: np.ndarray[Any, Any], mask: Any, fill_value: Any, hard_mask: bool
 ) -> np.ma.MaskedArray[Any, Any]:
-    """Rebuild a masked array from its extracted parts (named in skeletons: keep it importable)."""
+    """Rebuild a masked array from its extracted parts (named in skeletons: keep it importable).
+
+    ``mask`` is ``False`` (the Python bool) for an array without a mask (``np.ma.nomask``).
+    """
+    if mask is False:
+        mask = np.ma.nomask
     return np.ma.MaskedArray(data, mask=mask, fill_value=fill_value, hard_mask=hard_mask, copy=False)
 
 
