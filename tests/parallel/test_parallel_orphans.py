@@ -30,7 +30,8 @@ PARENT_SCRIPT = """
 
 
     def announce_then_sleep(i):
-        print(f"worker {os.getpid()}", flush=True)
+        # One write(2) of a whole line: two workers' lines never interleave (print may split).
+        os.write(1, f"worker {os.getpid()}\\n".encode())
         time.sleep(120)
         return i
 
