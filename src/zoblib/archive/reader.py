@@ -333,6 +333,9 @@ def read_and_checksum(
     thread while the next piece is read, so a checked read costs about as much as an unchecked
     one.
     """
+    if len(out) <= STREAM_PIECE_NBYTES:  # one piece: no thread to start (skeletons, small nodes)
+        container.read_raw_into(node, out, 0)
+        return _continue_checksum(None, out, hasher)
     running: Future[int] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as pool:
         for start in range(0, len(out), STREAM_PIECE_NBYTES):
