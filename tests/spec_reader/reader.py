@@ -243,6 +243,10 @@ class Node:
         )
         self.nchunks = math.prod(self.grid) if all(self.shape) else 0
         self.chunk_crcs: list[int] | None = None
+        # Section 2.3: how an HDF5 archive stores the node (absent: the first layout).
+        self.hdf5_layout = entry.get("hdf5_layout")
+        if self.hdf5_layout not in (None, "logical"):
+            raise SpecReaderError(f"node {path}: unknown hdf5_layout {self.hdf5_layout!r}")
         if version >= 2:
             listed = entry.get("chunk_crc32c")
             if self.checksum == "crc32c":
@@ -349,7 +353,7 @@ def _hdf5_lz4(payload: bytes, size: int) -> bytes:
 # -- node values (sections 5, 6) ------------------------------------------------------------
 
 
-def _check_crc(node: Node, index: tuple[int, ...], payload: bytes, trailing: int | None) -> None:
+def _check_chunk_crc(node: Node, index: tuple[int, ...], payload: bytes, trailing: int | None) -> None:
     if node.checksum is None:
         return
     actual = crc32c.crc32c(payload)
@@ -360,18 +364,27 @@ def _check_crc(node: Node, index: tuple[int, ...], payload: bytes, trailing: int
         raise SpecReaderError(f"node {node.path} chunk {index}: CRC-32C differs from the record")
 
 
-def assemble(node: Node, chunks: dict[tuple[int, ...], bytes]) -> np.ndarray:
-    """Put decoded chunks (each ``chunk_nbytes`` in ``order``) into one writable array."""
+def assemble(
+    node: Node,
+    chunks: dict[tuple[int, ...], bytes],
+    chunk_shape: tuple[int, ...] | None = None,
+    chunk_order: str | None = None,
+) -> np.ndarray:
+    """Put decoded chunks (each ``chunk_shape``, by default the node's, with its bytes in
+    ``chunk_order``, by default the node's ``order``) into one writable array in ``order``."""
+    chunk_shape = node.chunk_shape if chunk_shape is None else chunk_shape
+    chunk_order = node.order if chunk_order is None else chunk_order
     # Assemble as raw void items, so padding bytes of structured dtypes come through too.
     raw = np.dtype((np.void, node.dtype.itemsize)) if node.dtype.itemsize else node.dtype
     out = np.empty(node.shape, dtype=raw, order=node.order)
+    nbytes = math.prod(chunk_shape) * node.dtype.itemsize
     for index, data in chunks.items():
-        if len(data) != node.chunk_nbytes:
+        if len(data) != nbytes:
             raise SpecReaderError(f"node {node.path} chunk {index}: {len(data)} bytes")
-        chunk = np.frombuffer(data, dtype=raw).reshape(node.chunk_shape, order=node.order)
+        chunk = np.frombuffer(data, dtype=raw).reshape(chunk_shape, order=chunk_order)
         region = tuple(
             slice(i * c, min((i + 1) * c, size))
-            for i, c, size in zip(index, node.chunk_shape, node.shape, strict=True)
+            for i, c, size in zip(index, chunk_shape, node.shape, strict=True)
         )
         out[region] = chunk[tuple(slice(0, s.stop - s.start) for s in region)]
     return out.view(node.dtype)
@@ -391,7 +404,7 @@ def read_zarr_node(container: Any, node: Node) -> np.ndarray:
             payload, trailing = stored[:-4], int.from_bytes(stored[-4:], "little")
         else:
             payload, trailing = stored, None
-        _check_crc(node, index, payload, trailing)
+        _check_chunk_crc(node, index, payload, trailing)
         chunks[index] = payload if node.codec is None else decode(node.codec, payload, node.chunk_nbytes)
     return assemble(node, chunks)
 
@@ -401,35 +414,95 @@ def read_zarr_node(container: Any, node: Node) -> np.ndarray:
 _HDF5_FILTERS = {"blosc": 32001, "zstd": 32015, "numcodecs.zlib": 1, "gzip": 1,
                  "numcodecs.bz2": 307, "numcodecs.lz4": 32004}  # fmt: skip
 FLETCHER32 = 3
+MAX_BAND_NBYTES = 64 << 20
 
 
-def _dataset_layout(node: Node, dataset: h5py.Dataset) -> tuple[tuple[int, ...], bool]:
-    """The dataset shape section 2.3 implies, and whether it is stored opaque."""
-    opaque = "zoblib_dtype" in dataset.attrs
-    shape = node.shape[::-1] if node.order == "F" else node.shape
-    if opaque:
-        if parse_json(dataset.attrs["zoblib_dtype"]) != node.dtype_json:
-            raise SpecReaderError(f"dataset {node.path}: zoblib_dtype differs from the record")
-        if dataset.dtype != np.uint8:
-            raise SpecReaderError(f"dataset {node.path}: opaque dataset is not uint8")
-        shape = (*shape, node.dtype.itemsize)
-    elif dataset.dtype != node.dtype:
-        raise SpecReaderError(f"dataset {node.path}: HDF5 type {dataset.dtype} != {node.dtype}")
+def _check_dataset_type(node: Node, dataset: h5py.Dataset) -> tuple[int, ...]:
+    """Section 2.3: the layout marker, shape and type a dataset must have; returns its shape."""
+    marker = dataset.attrs.get("zoblib_layout")
+    if marker != node.hdf5_layout:
+        raise SpecReaderError(
+            f"dataset {node.path}: zoblib_layout {marker!r}, the record says {node.hdf5_layout!r}"
+        )
+    named = dataset.attrs.get("zoblib_dtype")
+    if named is not None and parse_json(named) != node.dtype_json:
+        raise SpecReaderError(f"dataset {node.path}: zoblib_dtype differs from the record")
+    if node.hdf5_layout == "logical":
+        # h5py reads the opaque types tagged NUMPY:<dtype.str> as that dtype.
+        want = np.dtype(f"V{node.dtype.itemsize}") if named is not None else node.dtype
+        if dataset.dtype != want or dataset.dtype.str != want.str:
+            raise SpecReaderError(f"dataset {node.path}: HDF5 type {dataset.dtype}, expected {want}")
+        shape = node.shape
+    else:
+        shape = node.shape[::-1] if node.order == "F" else node.shape
+        if named is not None:
+            if dataset.dtype != np.uint8:
+                raise SpecReaderError(f"dataset {node.path}: opaque dataset is not uint8")
+            shape = (*shape, node.dtype.itemsize)
+        elif dataset.dtype != node.dtype:
+            raise SpecReaderError(f"dataset {node.path}: HDF5 type {dataset.dtype} != {node.dtype}")
     if dataset.shape != shape:
         raise SpecReaderError(f"dataset {node.path}: shape {dataset.shape}, expected {shape}")
-    return shape, opaque
+    return shape
+
+
+def _check_crc(node: Node, data: bytes, dataset: h5py.Dataset) -> None:
+    """The CRC-32C of an uncompressed node's memory in its order (section 5.3)."""
+    if node.checksum != "crc32c":
+        return
+    expected = node.listed_crc(()) if node.chunk_crcs is not None else None
+    if expected is None:
+        expected = int(dataset.attrs["crc32c"])  # version 1: the attribute
+    if crc32c.crc32c(data) != expected:
+        raise SpecReaderError(f"dataset {node.path}: CRC-32C mismatch")
+
+
+def _raw_chunks(dataset: h5py.Dataset, raw: Any) -> list[tuple[tuple[int, ...], bytes, int]]:
+    """Every stored chunk: (offset in the dataset, stored bytes, filter mask)."""
+    found = []
+    for i in range(dataset.id.get_num_chunks()):
+        info = dataset.id.get_chunk_info(i)
+        raw.seek(info.byte_offset)
+        found.append((tuple(info.chunk_offset), raw.read(info.size), info.filter_mask))
+    return found
+
+
+def _read_bands(node: Node, dataset: h5py.Dataset, raw: Any, filters: list[int]) -> np.ndarray:
+    """Section 2.3: an uncompressed F node of the logical layout, chunked in bands."""
+    chunks = dataset.chunks
+    if chunks is None or filters:
+        raise SpecReaderError(f"dataset {node.path}: not chunked in bands without filters")
+    split = next((a for a, (c, n) in enumerate(zip(chunks, node.shape, strict=True)) if c != n), len(chunks))
+    if any(c != 1 for c in chunks[split + 1 :]) or math.prod(chunks) * node.dtype.itemsize > MAX_BAND_NBYTES:
+        raise SpecReaderError(f"dataset {node.path}: chunks {chunks} are not bands")
+    grid = tuple(math.ceil(n / c) for n, c in zip(node.shape, chunks, strict=True))
+    stored = {}
+    for offset, data, mask in _raw_chunks(dataset, raw):
+        if mask != 0:
+            raise SpecReaderError(f"dataset {node.path}: chunk filter mask {mask}")
+        stored[tuple(o // c for o, c in zip(offset, chunks, strict=True))] = data
+    if set(stored) != set(np.ndindex(*grid)):
+        raise SpecReaderError(f"dataset {node.path}: chunks do not cover the grid")
+    # Each chunk holds the C-order bytes of its region; the record's CRC is the F-order bytes'.
+    array = assemble(node, stored, chunk_shape=chunks, chunk_order="C")
+    _check_crc(node, np.asfortranarray(array).tobytes(order="F"), dataset)
+    return array
 
 
 def read_hdf5_node(file: h5py.File, raw: Any, node: Node, version: int) -> np.ndarray:
     dataset = file.get(node.path)
     if not isinstance(dataset, h5py.Dataset):
         raise SpecReaderError(f"node {node.path}: no dataset")
-    _, opaque = _dataset_layout(node, dataset)
+    _check_dataset_type(node, dataset)
+    logical = node.hdf5_layout == "logical"
     plist = dataset.id.get_create_plist()
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     nbytes = math.prod(node.shape) * node.dtype.itemsize
+    if node.codec is None and logical and node.order == "F" and len(node.shape) > 1 and nbytes:
+        return _read_bands(node, dataset, raw, filters)
     if node.codec is None or nbytes == 0 or not node.shape:
-        # Uncompressed: contiguous, raw bytes at the dataset offset (section 5.3 without CRC).
+        # Uncompressed: contiguous, raw bytes at the dataset offset (section 5.3 without CRC):
+        # the node's memory in its order (C order in the logical layout, whose F nodes are bands).
         if dataset.chunks is not None or filters:
             raise SpecReaderError(f"dataset {node.path}: uncompressed node is not contiguous")
         if nbytes == 0:
@@ -439,46 +512,42 @@ def read_hdf5_node(file: h5py.File, raw: Any, node: Node, version: int) -> np.nd
             raise SpecReaderError(f"dataset {node.path}: storage is not {nbytes} bytes")
         raw.seek(offset)
         data = raw.read(nbytes)
-        if node.checksum == "crc32c":
-            expected = node.listed_crc(()) if node.chunk_crcs is not None else None
-            if expected is None:
-                expected = int(dataset.attrs["crc32c"])  # version 1: the attribute
-            if crc32c.crc32c(data) != expected:
-                raise SpecReaderError(f"dataset {node.path}: CRC-32C mismatch")
+        _check_crc(node, data, dataset)
         array = np.frombuffer(bytearray(data), dtype=node.dtype)
         return array.reshape(node.shape, order=node.order)
     # Compressed: chunked, the codec's filter (+ Fletcher-32 in version 1).
     want = [_HDF5_FILTERS.get(node.codec["name"])] + ([FLETCHER32] if version == 1 else [])
     if filters != want:
         raise SpecReaderError(f"dataset {node.path}: filters {filters}, expected {want}")
-    chunk_shape = node.chunk_shape[::-1] if node.order == "F" else node.chunk_shape
-    if opaque:
-        chunk_shape = (*chunk_shape, node.dtype.itemsize)
+    opaque = not logical and "zoblib_dtype" in dataset.attrs
+    if logical:
+        chunk_shape = node.chunk_shape  # chunks of the node's grid, each in C order
+    else:
+        chunk_shape = node.chunk_shape[::-1] if node.order == "F" else node.chunk_shape
+        if opaque:
+            chunk_shape = (*chunk_shape, node.dtype.itemsize)
     if dataset.chunks != chunk_shape:
         raise SpecReaderError(f"dataset {node.path}: chunks {dataset.chunks} != {chunk_shape}")
     if dataset.id.get_num_chunks() != node.nchunks:
         raise SpecReaderError(f"dataset {node.path}: not every chunk is present")
     chunks = {}
-    for i in range(node.nchunks):
-        info = dataset.id.get_chunk_info(i)
-        grid_index = tuple(o // c for o, c in zip(info.chunk_offset, chunk_shape, strict=True))
+    for chunk_offset, stored, mask in _raw_chunks(dataset, raw):
+        grid_index = tuple(o // c for o, c in zip(chunk_offset, chunk_shape, strict=True))
         if opaque:
             grid_index = grid_index[:-1]
-        index = grid_index[::-1] if node.order == "F" else grid_index
-        raw.seek(info.byte_offset)
-        stored = raw.read(info.size)
+        index = grid_index[::-1] if node.order == "F" and not logical else grid_index
         if version == 1:
             stored = stored[:-4]  # Fletcher-32 (checking it is optional here)
-            if info.filter_mask & 1:
+            if mask & 1:
                 chunks[index] = stored  # HDF5 skipped the codec
                 continue
-        elif info.filter_mask != 0:
-            raise SpecReaderError(f"dataset {node.path}: chunk filter mask {info.filter_mask}")
-        _check_crc(node, index, stored, None)
+        elif mask != 0:
+            raise SpecReaderError(f"dataset {node.path}: chunk filter mask {mask}")
+        _check_chunk_crc(node, index, stored, None)
         chunks[index] = decode(node.codec, stored, node.chunk_nbytes, hdf5=True)
     if set(chunks) != set(node.chunk_indices()):
         raise SpecReaderError(f"dataset {node.path}: chunks do not cover the grid")
-    return assemble(node, chunks)
+    return assemble(node, chunks, chunk_order="C" if logical else None)
 
 
 # -- digests (section 3.2) ------------------------------------------------------------------

@@ -26,6 +26,9 @@ from zoblib.archive.integrity import ZARR_CODEC as CHECKSUM_CODEC
 DEFAULT_CHUNK_NBYTES = 4 << 20
 #: The node entry key listing every chunk's checksum (format version 2).
 CHUNK_CHECKSUMS_KEY = "chunk_crc32c"
+#: The node entry key naming how an HDF5 archive lays the node out (format version 2; absent
+#: in the first HDF5 layout, see ``containers.hdf5_layout``).
+HDF5_LAYOUT_KEY = "hdf5_layout"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class ArrayNode:
     #: unknown, as in version 1 archives). It ties each chunk to its place: a chunk copied over
     #: another, or two chunks swapped, carry valid checksums of their own but not these.
     chunk_checksums: tuple[int, ...] | None = None
+    #: How the HDF5 container stores the node (``"logical"``); ``None`` in other containers and
+    #: in HDF5 archives of the first layout (transposed and opaque bytes).
+    hdf5_layout: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -107,6 +113,8 @@ class ArrayNode:
         }
         if self.chunk_checksums is not None:
             entry[CHUNK_CHECKSUMS_KEY] = "".join(f"{value:08x}" for value in self.chunk_checksums)
+        if self.hdf5_layout is not None:
+            entry[HDF5_LAYOUT_KEY] = self.hdf5_layout
         return entry
 
     @classmethod
@@ -129,6 +137,7 @@ class ArrayNode:
             order=str(entry["order"]),
             codec=None if codec_spec is None else codec_from_zarr(codec_spec),
             checksum=entry.get("checksum") == "crc32c",
+            hdf5_layout=_optional_string(entry, HDF5_LAYOUT_KEY, path),
         )
         listed = entry.get(CHUNK_CHECKSUMS_KEY)
         if listed is None:
@@ -170,6 +179,13 @@ class ArrayNode:
             "codecs": codecs,
             "attributes": attributes,
         }
+
+
+def _optional_string(entry: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"node {path!r}: {key} is not a string")
+    return value
 
 
 def group_metadata(attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:

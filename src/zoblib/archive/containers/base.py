@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
+from zoblib.archive.integrity import ChecksumMismatch
 from zoblib.archive.nodes import ArrayNode
-from zoblib.errors import ArchiveCorruptedError
+from zoblib.errors import ArchiveCorruptedError, ChecksumError, ZoblibError
 
 
 class ByteRange(NamedTuple):
@@ -54,6 +55,10 @@ class ContainerWriter(ABC):
         ``node.checksum``): the root record lists them, tying each chunk to its place.
         """
 
+    def stored_node(self, node: ArrayNode) -> ArrayNode:
+        """``node`` as this container records it (HDF5 adds its layout); by default ``node``."""
+        return node
+
     @abstractmethod
     def write_root(self, attributes: Mapping[str, Any], groups: Iterable[str]) -> None:
         """Store the root group's attributes (last: it marks the archive complete)."""
@@ -69,6 +74,7 @@ class ContainerWriter(ABC):
 
 def store_node(container: ContainerWriter, node: ArrayNode, data: NodeData) -> ArrayNode:
     """Write ``node`` into ``container``; return it with the checksum of each of its chunks."""
+    node = container.stored_node(node)
     checksums = container.write_array(node, data)
     if not node.checksum:
         return node
@@ -118,6 +124,36 @@ class ContainerReader(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class LastChunks:
+    """Each node's last decoded chunk, so that packed members sharing a chunk, and slices
+    walking an array, decode it once; and decoding errors as zoblib's, naming the file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._last: dict[str, tuple[tuple[int, ...], np.ndarray[Any, Any]]] = {}
+
+    def get(
+        self, node: ArrayNode, index: tuple[int, ...], where: str, decode: Callable[[], np.ndarray[Any, Any]]
+    ) -> np.ndarray[Any, Any]:
+        """Chunk ``index`` of ``node``: the cached one, or ``decode()`` (``where`` names it in errors)."""
+        cached = self._last.get(node.path)
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        try:
+            chunk = decode()
+        except ZoblibError:
+            raise
+        except ChecksumMismatch as exc:
+            raise ChecksumError(self.path, f"{where} does not match its checksum: {exc}") from exc
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ArchiveCorruptedError(self.path, f"{where} cannot be decoded: {exc}") from exc
+        self._last[node.path] = (index, chunk)
+        return chunk
+
+    def clear(self) -> None:
+        self._last.clear()
 
 
 def read_exactly(fd: int, out: memoryview, offset: int, path: str) -> None:

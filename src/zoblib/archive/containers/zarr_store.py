@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from zoblib.archive.chunks import decode_chunk
-from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter, NodeData
+from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter, LastChunks, NodeData
 from zoblib.archive.guard import MAX_JSON_NBYTES, parse_json
-from zoblib.archive.integrity import CHECKSUM_NBYTES, ChecksumMismatch
+from zoblib.archive.integrity import CHECKSUM_NBYTES
 from zoblib.archive.lazy import ChunkGrid
 from zoblib.archive.nodes import ArrayNode, group_metadata
-from zoblib.errors import ArchiveCorruptedError, ArchiveError, ChecksumError
+from zoblib.errors import ArchiveCorruptedError, ArchiveError
 
 ROOT_METADATA_KEY = "zarr.json"
 
@@ -83,7 +83,7 @@ class ZarrStoreReader(ContainerReader):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self._last_chunk: dict[str, tuple[tuple[int, ...], np.ndarray[Any, Any]]] = {}
+        self._chunks = LastChunks(path)
 
     @abstractmethod
     def _locate(self, key: str) -> ByteRange | None:
@@ -119,19 +119,10 @@ class ZarrStoreReader(ContainerReader):
 
     def read_chunk(self, node: ArrayNode, index: tuple[int, ...]) -> np.ndarray[Any, Any]:
         """One chunk, checked and decoded, of the full chunk shape (the last one is cached)."""
-        cached = self._last_chunk.get(node.path)
-        if cached is not None and cached[0] == index:
-            return cached[1]
         key = node.chunk_key(index)
-        try:
-            chunk = decode_chunk(node, index, self.read_key(key))
-        except ChecksumMismatch as exc:
-            raise ChecksumError(self.path, f"chunk {key!r} does not match its checksum: {exc}") from exc
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise ArchiveCorruptedError(self.path, f"chunk {key!r} cannot be decoded: {exc}") from exc
-        # Packed members that share a chunk, and slices walking an array, decode it once.
-        self._last_chunk[node.path] = (index, chunk)
-        return chunk
+        return self._chunks.get(
+            node, index, f"chunk {key!r}", lambda: decode_chunk(node, index, self.read_key(key))
+        )
 
     def read_region(
         self, node: ArrayNode, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None
