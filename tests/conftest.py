@@ -42,13 +42,15 @@ class ArchiveLocation:
         self.path = directory / f"{stem}{suffix}"
         self.buffer: io.BytesIO | None = None
 
-    def dump(self, value: Any, **kwargs: Any) -> list[str]:
+    def dump(self, value: Any, **kwargs: Any) -> list[str] | None:
         if self.container == "fileobj":
             self.buffer = io.BytesIO()
             return zoblib.dump(value, self.buffer, **kwargs)
         return zoblib.dump(value, self.path, **kwargs)
 
     def load(self, **kwargs: Any) -> Any:
+        """``zoblib.load`` of the archive, keeping the stored byte order (exact round trips)."""
+        kwargs.setdefault("ensure_native_byte_order", False)
         if self.container == "fileobj":
             assert self.buffer is not None, "dump first"
             return zoblib.load(io.BytesIO(self.buffer.getvalue()), **kwargs)

@@ -685,3 +685,9 @@ def _shared_strategies() -> Any:
 @given(st.dictionaries(st.text(max_size=4) | st.integers() | st.tuples(st.integers()), _LEAVES))
 def test_reversed_insertion_order_hashes_alike(mapping: dict[Any, Any]) -> None:
     assert hash(mapping) == hash(dict(reversed(list(mapping.items()))))
+
+
+def test_unknown_hash_name_message_is_joblibs() -> None:
+    with pytest.raises(ValueError, match="Valid options for 'hash_name' are") as info:
+        hash({"foo": "bar"}, hash_name="invalid")
+    assert "xxh3_128" in str(info.value) and "md5" in str(info.value)

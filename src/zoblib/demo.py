@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,43 @@ def make_model(total_mib: int) -> dict[str, Any]:
 
 
 def _gbps(nbytes: int, seconds: float) -> str:
-    return f"{nbytes / seconds / 1e9:6.2f} GB/s"
+    return f"{nbytes / seconds / 1e9:5.2f} GB/s"
+
+
+@dataclass
+class _Row:
+    """One operation, zoblib next to joblib: seconds, and the file written or read (dumps, loads)."""
+
+    label: str
+    zoblib: float
+    joblib: float | None = None
+    moves_data: bool = True  # a memory map or a lazy open moves nothing: no throughput
+    zoblib_file: int | None = None
+    joblib_file: int | None = None
+
+
+def _print_rows(rows: list[_Row], nbytes: int) -> None:
+    print(f"   {'operation':30s} {'zoblib':>21s} {'joblib':>21s} {'speedup':>8s}   files (zoblib / joblib)")
+    for row in rows:
+        ours = f"{row.zoblib:7.3f} s" + (f" {_gbps(nbytes, row.zoblib)}" if row.moves_data else " " * 11)
+        theirs = "—".rjust(21)
+        ratio = ""
+        if row.joblib is not None:
+            theirs = f"{row.joblib:7.3f} s" + (
+                f" {_gbps(nbytes, row.joblib)}" if row.moves_data else " " * 11
+            )
+            ratio = f"{row.joblib / row.zoblib:6.2f}x"
+        files = ""
+        if row.zoblib_file is not None:
+            files = f"{row.zoblib_file / 2**20:7.1f} MiB"
+            if row.joblib_file is not None:
+                files += f" / {row.joblib_file / 2**20:.1f} MiB"
+        print(f"   {row.label:30s} {ours:>21s} {theirs:>21s} {ratio:>8s}   {files}")
+    print("   (speedup: joblib's time / zoblib's; GB/s only where the data moves; —: joblib cannot)")
+
+
+def _cell(seconds: float, nbytes: int, moves_data: bool) -> str:
+    return f"{seconds:7.3f} s" + (f" {_gbps(nbytes, seconds)}" if moves_data else " " * 11)
 
 
 def demo_persistence(folder: str, total_mib: int) -> None:
@@ -58,43 +95,58 @@ def demo_persistence(folder: str, total_mib: int) -> None:
         f"== dump/load: a model of {nbytes / 2**20:.0f} MiB (2 weight matrices, 10,000 small "
         "arrays, 200 mid-size arrays)"
     )
-    rows = []
+    try:
+        import joblib
+    except ImportError:
+        joblib = None
+        print("   (joblib is not installed: no comparison)")
     path = os.path.join(folder, "model.pkl")
-    _, seconds = _timed(lambda: zoblib.dump(model, path))
-    rows.append(("zoblib dump", seconds, _size(path)))
-    loaded, seconds = _timed(lambda: zoblib.load(path))
-    rows.append(("zoblib load", seconds, _size(path)))
+    compressed = os.path.join(folder, "model-compressed.pkl")
+    reference = os.path.join(folder, "model.joblib")
+    reference_compressed = reference + ".z"
+
+    def both(label: str, ours: Callable[[], Any], theirs: Callable[[], Any] | None, **kw: Any) -> Any:
+        value, seconds = _timed(ours)
+        their_seconds = None if joblib is None or theirs is None else _timed(theirs)[1]
+        rows.append(_Row(label, seconds, their_seconds, **kw))
+        return value
+
+    rows: list[_Row] = []
+    both("dump", lambda: zoblib.dump(model, path), joblib and (lambda: joblib.dump(model, reference)))
+    rows[-1].zoblib_file, rows[-1].joblib_file = _size(path), joblib and _size(reference)
+    loaded = both("load", lambda: zoblib.load(path), joblib and (lambda: joblib.load(reference)))
     assert np.array_equal(loaded["layers"][1]["weights"], model["layers"][1]["weights"])
-    mapped, seconds = _timed(lambda: zoblib.load(path, mmap_mode="r"))
-    rows.append(("zoblib load, mmap_mode='r'", seconds, _size(path)))
+    del loaded
+    mapped = both(
+        "load, mmap_mode='r'",
+        lambda: zoblib.load(path, mmap_mode="r"),
+        joblib and (lambda: joblib.load(reference, mmap_mode="r")),
+        moves_data=False,
+    )
     weights = mapped["layers"][0]["weights"]
     print(
         f"   mmap load returns {type(weights).__name__} of shape {weights.shape}; "
         f"row 7 sums to {weights[7].sum():.3f}"
     )
-    compressed = os.path.join(folder, "model-compressed.pkl")
-    _, seconds = _timed(lambda: zoblib.dump(model, compressed, compress=3))
-    rows.append(("zoblib dump compress=3", seconds, _size(compressed)))
-    opened, seconds = _timed(lambda: zoblib.load(compressed, mmap_mode="r"))
+    both(
+        "dump compress=3",
+        lambda: zoblib.dump(model, compressed, compress=3),
+        joblib and (lambda: joblib.dump(model, reference_compressed, compress=3)),
+    )
+    rows[-1].zoblib_file = _size(compressed)
+    rows[-1].joblib_file = joblib and _size(reference_compressed)
+    both(
+        "load compress=3",
+        lambda: zoblib.load(compressed),
+        joblib and (lambda: joblib.load(reference_compressed)),
+    )
+    opened = both(
+        "lazy open compress=3", lambda: zoblib.load(compressed, mmap_mode="r"), None, moves_data=False
+    )
     lazy_weights = opened["layers"][1]["weights"]
-    part, slice_seconds = _timed(lambda: lazy_weights[100:110])
-    rows.append(("zoblib lazy open compress=3", seconds, _size(compressed)))
-    rows.append(("zoblib lazy slice of 10 rows", slice_seconds, part.nbytes))
+    both("lazy slice of 10 rows", lambda: lazy_weights[100:110], None, moves_data=False)
     print(f"   compressed archive opens lazily: {lazy_weights!r}")
-    try:
-        import joblib
-    except ImportError:
-        print("   (joblib is not installed: no comparison)")
-    else:
-        reference = os.path.join(folder, "model.joblib")
-        _, seconds = _timed(lambda: joblib.dump(model, reference))
-        rows.append(("joblib dump", seconds, _size(reference)))
-        _, seconds = _timed(lambda: joblib.load(reference))
-        rows.append(("joblib load", seconds, _size(reference)))
-        _, seconds = _timed(lambda: joblib.dump(model, reference + ".z", compress=3))
-        rows.append(("joblib dump compress=3", seconds, _size(reference + ".z")))
-    for label, seconds, size in rows:
-        print(f"   {label:32s} {seconds:8.3f} s  {_gbps(nbytes, seconds)}  file {size / 2**20:8.1f} MiB")
+    _print_rows(rows, nbytes)
 
 
 def _expensive_step(data: np.ndarray[Any, Any], scale: float) -> np.ndarray[Any, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,8 @@ def test_packed_members_are_memmaps_over_one_region(tmp_path: Path, container: s
 def test_bytesio_cannot_be_mapped_and_loads_in_memory() -> None:
     buffer = io.BytesIO()
     zoblib.dump(_value(), buffer, inline_threshold=1024)
-    loaded = zoblib.load(io.BytesIO(buffer.getvalue()), mmap_mode="r")
+    with pytest.warns(UserWarning, match="In memory persistence is not compatible with mmap_mode"):
+        loaded = zoblib.load(io.BytesIO(buffer.getvalue()), mmap_mode="r")
     assert all(type(a) is np.ndarray for a in _extracted(loaded))
     np.testing.assert_array_equal(loaded["own"], _value()["own"])
 
@@ -127,7 +129,16 @@ def test_mmap_c_does_not_persist(tmp_path: Path, container: str) -> None:
 def test_invalid_mmap_mode(tmp_path: Path) -> None:
     zoblib.dump([1], tmp_path / "x.pkl")
     with pytest.raises(ValueError, match="mmap_mode"):
-        zoblib.load(tmp_path / "x.pkl", mmap_mode="w+")
+        zoblib.load(tmp_path / "x.pkl", mmap_mode="rw")
+
+
+def test_mmap_mode_w_plus_is_taken_as_r_plus(tmp_path: Path) -> None:
+    # joblib's rule: 'w+' would truncate the file, so it maps read-write instead.
+    path = tmp_path / "x.pkl"
+    zoblib.dump(np.arange(200_000.0), path)
+    mapped = zoblib.load(path, mmap_mode="w+")
+    assert isinstance(mapped, np.memmap) and mapped.mode == "r+" and mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, np.arange(200_000.0))
 
 
 @pytest.mark.parametrize("container", ["zip", "zarr"])
@@ -135,12 +146,19 @@ def test_ensure_native_byte_order(tmp_path: Path, container: str) -> None:
     path = tmp_path / ("n.zarr" if container == "zarr" else "n.pkl")
     value = {"big": np.arange(10_000, dtype=">f8"), "record": np.zeros(3000, dtype=[("a", ">i4")])}
     zoblib.dump(value, path, inline_threshold=1024)
-    assert zoblib.load(path)["big"].dtype.str == ">f8"
-    for mmap_mode in (None, "r"):
-        loaded = zoblib.load(path, mmap_mode=mmap_mode, ensure_native_byte_order=True)
+    assert zoblib.load(path, ensure_native_byte_order=False)["big"].dtype.str == ">f8"
+    # joblib's default 'auto': native without mmap_mode, the stored order with it.
+    for loaded in (zoblib.load(path), zoblib.load(path, ensure_native_byte_order=True)):
         assert loaded["big"].dtype.isnative and loaded["record"].dtype.isnative
         np.testing.assert_array_equal(loaded["big"], value["big"])
         np.testing.assert_array_equal(loaded["record"]["a"], value["record"]["a"])
+    mapped = zoblib.load(path, mmap_mode="r")
+    assert isinstance(mapped["big"], np.memmap) and mapped["big"].dtype.str == ">f8"
+    np.testing.assert_array_equal(mapped["big"], value["big"])
+    with pytest.raises(ValueError, match="Native byte ordering can only be enforced if 'mmap_mode'"):
+        zoblib.load(path, mmap_mode="r", ensure_native_byte_order=True)
+    with pytest.raises(ValueError, match="ensure_native_byte_order"):
+        zoblib.load(path, ensure_native_byte_order="yes")
 
 
 def test_ensure_native_byte_order_covers_inline_arrays(tmp_path: Path) -> None:
@@ -330,3 +348,21 @@ def test_a_slice_reads_only_the_chunks_it_touches(tmp_path: Path) -> None:
     np.testing.assert_array_equal(node[:90], array[:90])
     with pytest.raises(zoblib.ArchiveError):
         node[90]
+
+
+def test_writable_mmap_of_a_compressed_archive_warns_as_joblib(tmp_path: Path) -> None:
+    # Compressed arrays come back as read-only LazyArrays (or in memory): 'r+' and 'c' cannot
+    # be honoured, and joblib's warning says so; 'r' is honoured lazily, without a warning.
+    path = tmp_path / "c.pkl"
+    value = np.random.default_rng(0).random(10)
+    zoblib.dump(value, path, compress=1)
+    for mode in ("r+", "c"):
+        with pytest.warns(UserWarning) as caught:
+            np.testing.assert_array_equal(zoblib.load(path, mmap_mode=mode), value)
+        expected = f'mmap_mode "{mode}" is not compatible with compressed file {path}.'
+        assert [str(w.message) for w in caught] == [f'{expected} "{mode}" flag will be ignored.']
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(zoblib.load(path, mmap_mode="r"), value)
+        zoblib.dump(value, tmp_path / "plain.pkl")
+        zoblib.load(tmp_path / "plain.pkl", mmap_mode="r+")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import warnings
 from typing import IO, Any
 
 from zoblib.archive.compression import is_adaptive, resolve_compression
 from zoblib.archive.containers import container_format, open_reader, open_writer
 from zoblib.archive.containers.hdf5 import hdf5_codec
+from zoblib.archive.containers.streams import is_raw_file
 from zoblib.archive.guard import reading
 from zoblib.archive.reader import MMAP_MODES, ArchiveReader
 from zoblib.archive.writer import WriteOptions, write_archive
@@ -27,9 +30,9 @@ def dump(
     inline_threshold: int = WriteOptions.inline_threshold,
     pack_threshold: int = WriteOptions.pack_threshold,
     chunk_nbytes: int = WriteOptions.chunk_nbytes,
-    fsync: bool = True,
+    fsync: bool = False,
     checksum: bool = True,
-) -> list[str]:
+) -> list[str] | None:
     """Persist a Python object into one archive, its big numpy arrays as Zarr v3 arrays.
 
     Parameters
@@ -54,16 +57,19 @@ def dump(
         Arrays under ``inline_threshold`` bytes stay in the pickle skeleton; arrays under
         ``pack_threshold`` share packs; compressed chunks hold about ``chunk_nbytes`` bytes.
     fsync
-        Flush the archive to disk before publishing it, so that it survives a power cut (the
-        writeback overlaps with the writing). ``False`` for scratch data.
+        Flush the archive to disk before publishing it under its name, so that it survives a
+        power cut (the writeback overlaps with the writing). Off by default, as in numpy, h5py,
+        zarr and joblib: the archive is written aside and renamed into place, so a killed
+        process never leaves half an archive, but after a power cut a file written in the last
+        seconds may be lost or fail its checksums. ``True`` for archives that must survive one.
     checksum
         Protect every chunk with a CRC-32C, checked on every read (``False`` only for scratch
         data that lives as long as a process, as ``Parallel``'s).
 
     Returns
     -------
-    list of str
-        The paths written.
+    list of str or None
+        The paths written; ``None`` when ``filename`` is a file object (as joblib).
 
     Raises
     ------
@@ -83,6 +89,12 @@ def dump(
     >>> int(zoblib.load(path)["x"].sum())
     45
     """
+    if not isinstance(filename, (str, os.PathLike)) and not hasattr(filename, "write"):
+        # People swap the arguments (``dump("model.pkl", model)``): say so, as joblib does.
+        raise ValueError(
+            "Second argument should be a filename or a file-like object, "
+            f"{filename!r} (type {type(filename)}) was given."
+        )
     codec = resolve_compression(compress, None if hasattr(filename, "write") else filename)
     container = container_format(filename, format)
     if container == "hdf5":
@@ -104,12 +116,13 @@ def dump(
         raise _write_error(where, exc) from exc
     try:
         write_archive(value, writer, options)
-        return writer.commit()
+        written = writer.commit()
     except BaseException as exc:
         writer.abort()
         if isinstance(exc, OSError) and not isinstance(exc, ZoblibError):
             raise _write_error(where, exc) from exc
         raise
+    return written if isinstance(target, str) else None
 
 
 def _write_error(path: str, exc: OSError) -> ArchiveWriteError:
@@ -122,7 +135,7 @@ def _write_error(path: str, exc: OSError) -> ArchiveWriteError:
 def load(
     filename: Target,
     mmap_mode: str | None = None,
-    ensure_native_byte_order: bool = False,
+    ensure_native_byte_order: bool | str = "auto",
     *,
     verify: bool = False,
 ) -> Any:
@@ -136,10 +149,13 @@ def load(
         ``None`` reads everything into ordinary numpy arrays. ``'r'``, ``'r+'`` or ``'c'``
         return uncompressed arrays as ``np.memmap`` over the archive's bytes (instant, shared
         between processes) and compressed arrays as :class:`~zoblib.LazyArray` (only the chunks
-        a slice touches are read).
+        a slice touches are read); ``'w+'`` is taken as ``'r+'`` (it would truncate the file),
+        as joblib does. A file object that is not a real file (a ``BytesIO``, a pipe, a
+        ``gzip.GzipFile``) cannot be mapped: the mode is ignored with a warning.
     ensure_native_byte_order
-        Convert extracted arrays to the machine's byte order (reading them into memory); by
-        default arrays keep the byte order they were dumped with.
+        ``True`` converts arrays to the machine's byte order as they are read; ``False`` keeps
+        the byte order they were dumped with; ``'auto'`` (the default, as joblib's) is ``True``
+        without ``mmap_mode`` and ``False`` with it. ``True`` with ``mmap_mode`` is refused.
     verify
         With ``mmap_mode``: check every byte of the memory-mapped and lazy arrays against its
         checksum before returning (one read of their data, a few MiB of memory at a time). A
@@ -171,14 +187,28 @@ def load(
     ('memmap', 999999.0)
     >>> checked = zoblib.load(path, mmap_mode="r", verify=True)["x"]  # reads and checks the data once
     """
+    mmap_mode = "r+" if mmap_mode == "w+" else mmap_mode
     if mmap_mode not in MMAP_MODES:
-        raise ValueError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
+        raise ValueError(f"mmap_mode must be one of {(*MMAP_MODES, 'w+')}, got {mmap_mode!r}")
+    if ensure_native_byte_order == "auto":
+        ensure_native_byte_order = mmap_mode is None
+    if ensure_native_byte_order not in (True, False):
+        raise ValueError(
+            f"ensure_native_byte_order must be True, False or 'auto', got {ensure_native_byte_order!r}"
+        )
+    if ensure_native_byte_order and mmap_mode is not None:
+        raise ValueError(
+            "Native byte ordering can only be enforced if 'mmap_mode' parameter "
+            f"is set to None, but got 'mmap_mode={mmap_mode}' instead."
+        )
     source: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
+    if mmap_mode is not None and not isinstance(source, str):
+        mmap_mode = _file_object_mmap_mode(source, mmap_mode)
     with reading(_name_of(source)):
         container = open_reader(source)
         try:
             value = ArchiveReader(container).load(
-                mmap_mode, native_byte_order=ensure_native_byte_order, verify=verify
+                mmap_mode, native_byte_order=bool(ensure_native_byte_order), verify=verify
             )
         except BaseException:
             container.close()
@@ -190,3 +220,20 @@ def load(
 
 def _name_of(source: str | IO[bytes]) -> str:
     return source if isinstance(source, str) else str(getattr(source, "name", "<file object>"))
+
+
+def _file_object_mmap_mode(source: IO[bytes], mmap_mode: str) -> str | None:
+    """``mmap_mode`` for a file object: kept for a real file, else dropped with joblib's warning."""
+    if isinstance(source, io.BytesIO):
+        warnings.warn(
+            "In memory persistence is not compatible with mmap_mode "
+            f'"{mmap_mode}" flag passed. mmap_mode option will be ignored.',
+            stacklevel=3,
+        )
+        return None
+    if not is_raw_file(source):
+        warnings.warn(
+            f'"{source!r}" is not a raw file, mmap_mode "{mmap_mode}" flag will be ignored.', stacklevel=3
+        )
+        return None
+    return mmap_mode

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from zoblib.archive.bounded import decode_bounded
+from zoblib.archive.hashlane import Digesting
 from zoblib.archive.integrity import (
     ChecksumMismatch,
     checksum,
@@ -100,13 +101,17 @@ def codec_view_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 
 def encoded_chunks(
-    array: np.ndarray[Any, Any], node: ArrayNode
+    array: np.ndarray[Any, Any], node: ArrayNode, digest: Digesting | None = None
 ) -> Iterator[tuple[tuple[int, ...], Sequence[Buffer] | Iterator[Buffer]]]:
-    """Every chunk of ``array`` as stored: ``(grid index, byte pieces)``."""
+    """Every chunk of ``array`` as stored: ``(grid index, byte pieces)``.
+
+    ``digest`` (for an uncompressed node with checksums) is fed the stored bytes as they go.
+    """
     if node.codec is None and node.is_single_chunk:
         for index in node.chunk_indices():
             pieces = raw_pieces(array, node.order)
-            yield index, with_checksum(pieces) if node.checksum else pieces
+            digests = () if digest is None else (digest,)
+            yield index, with_checksum(pieces, digests) if node.checksum else pieces
         return
     yield from encode_in_threads(node, ((i, chunk_array(array, node, i)) for i in node.chunk_indices()))
 
@@ -186,12 +191,13 @@ def decode_payload(node: ArrayNode, payload: Any) -> np.ndarray[Any, Any]:
 class ArrayData:
     """One numpy array as the contents of its node (see ``containers.base.NodeData``)."""
 
-    def __init__(self, array: np.ndarray[Any, Any], node: ArrayNode) -> None:
+    def __init__(self, array: np.ndarray[Any, Any], node: ArrayNode, digest: Digesting | None = None) -> None:
         self.array = array
         self.node = node
+        self.digest = digest
 
     def encoded_chunks(self) -> Iterator[tuple[tuple[int, ...], Iterable[Buffer]]]:
-        return encoded_chunks(self.array, self.node)
+        return encoded_chunks(self.array, self.node, self.digest)
 
     def blocks(self) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
         node = self.node

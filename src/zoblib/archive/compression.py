@@ -78,7 +78,7 @@ def register_compressor(compressor_name: str, compressor: Codec | CodecFactory, 
     >>> zoblib.register_compressor("zlib-fast", lambda level: numcodecs.Zlib(1), force=True)
     """
     if not isinstance(compressor_name, str) or not compressor_name:
-        raise CompressionError(f"compressor name must be a non-empty string, got {compressor_name!r}")
+        raise CompressionError(f"Compressor name should be a string, '{compressor_name}' given.")
     if compressor_name in _REGISTRY and not force:
         raise CompressionError(
             f"compressor {compressor_name!r} is already registered; pass force=True to replace it"
@@ -97,9 +97,11 @@ def register_compressor(compressor_name: str, compressor: Codec | CodecFactory, 
 def _codec_for(name: str, level: int) -> Codec:
     try:
         factory = _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
-        raise CompressionError(f"unknown compressor {name!r}; known compressors: {known}") from None
+        raise CompressionError(
+            f'Non valid compression method given: "{name}". Possible values are {known}.'
+        ) from None
     codec = factory(level)
     if not isinstance(codec, Codec):
         raise CompressionError(f"compressor {name!r} returned {codec!r}, not a numcodecs Codec")
@@ -108,7 +110,9 @@ def _codec_for(name: str, level: int) -> Codec:
 
 def _check_level(level: object) -> int:
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
-        raise CompressionError(f"compression level must be an integer from 0 to 9, got {level!r}")
+        raise CompressionError(
+            f'Non valid compress level given: "{level}". Possible values are {list(range(10))}.'
+        )
     return level
 
 
@@ -134,12 +138,18 @@ def resolve_compression(compress: Any, filename: str | os.PathLike[str] | None =
         return _auto_blosc(_check_level(compress))
     if isinstance(compress, str):
         return _codec_for(compress, DEFAULT_LEVEL)
-    if isinstance(compress, (tuple, list)) and len(compress) == 2 and isinstance(compress[0], str):
+    if isinstance(compress, tuple) and len(compress) != 2:
+        raise CompressionError(
+            "Compress argument tuple should contain exactly 2 elements: "
+            f"(compress method, compress level), you passed {compress}"
+        )
+    if isinstance(compress, (tuple, list)) and len(compress) == 2:
         level = _check_level(compress[1])
         return None if level == 0 else _codec_for(compress[0], level)
+    # joblib's message for any other value; it also lists what is accepted here.
     raise CompressionError(
-        f"invalid compress={compress!r}: use False, True, an int 0-9, a compressor name, "
-        "a (name, level) tuple or a numcodecs codec"
+        f'Non valid compress level given: "{compress}". Use False, True, an int 0-9, a compressor '
+        "name, a (name, level) tuple or a numcodecs codec."
     )
 
 

@@ -91,14 +91,18 @@ def digest_name(recorded: str) -> str:
     return recorded.split(":", 1)[0]
 
 
+def stored_bytes_are_digested(dtype: np.dtype[Any], order: str, ndim: int) -> bool:
+    """Whether the stored value bytes of an array (uncompressed, in storage ``order``) are
+    exactly the bytes its content digest covers (C order, no padding), so that one can be
+    computed from the other as they stream by."""
+    c_order_bytes = order == "C" or ndim <= 1
+    return c_order_bytes and dtype.fields is None and dtype.subdtype is None and _digest_is_stable(dtype)
+
+
 def streaming_hasher(node: ArrayNode, recorded: str) -> HashObject | None:
     """A hash object to feed ``node``'s stored bytes to as they are read, where those bytes are
     exactly what its content digest covers (C order, no padding); else ``None``."""
-    dtype = node.dtype
-    c_order_bytes = node.order == "C" or len(node.shape) <= 1
-    if not c_order_bytes or dtype.fields is not None or dtype.subdtype is not None:
-        return None
-    if not _digest_is_stable(dtype) or ":" not in recorded:
+    if not stored_bytes_are_digested(node.dtype, node.order, len(node.shape)) or ":" not in recorded:
         return None
     try:
         return new_hash_object(digest_name(recorded))

@@ -142,10 +142,27 @@ def _core_zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
     return f"{_CORE_NAMES[dtype.kind]}{bits}", _CORE_FILL[dtype.kind]
 
 
+def _has_padding(dtype: np.dtype[Any]) -> bool:
+    """Whether a structured dtype has bytes outside its fields, or fields out of order."""
+    if dtype.fields is None:
+        return False
+    position = 0
+    for name in dtype.names or ():
+        field, offset = dtype.fields[name][:2]
+        if offset != position or _has_padding(field.base):
+            return True
+        position += field.itemsize
+    return position != dtype.itemsize
+
+
 def _zarr_dtype(dtype: np.dtype[Any]) -> tuple[Any, Any] | None:
     core = _core_zarr_dtype(dtype)
     if core is not None:
         return core
+    if _has_padding(dtype):
+        # zarr-python cannot describe padded structs (scikit-learn's tree nodes): known without
+        # importing it, which costs a quarter of a second in a fresh process.
+        return None
     from zarr.dtype import parse_data_type  # type: ignore[attr-defined]  # import late: zarr is slow to import
 
     if dtype.kind in "Mm" and np.datetime_data(dtype)[0] == "generic":

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import crc32c
+
+from zoblib.archive.batching import batches
+from zoblib.archive.hashlane import Digesting, RunningCrc32c, feed_blocks, on_lane
 
 CHECKSUM_NBYTES = 4
 
@@ -35,28 +38,28 @@ def checksum_bytes(value: int) -> bytes:
     return value.to_bytes(CHECKSUM_NBYTES, "little")
 
 
-def with_checksum(pieces: Iterable[memoryview]) -> Iterator[memoryview]:
+def with_checksum(pieces: Iterable[memoryview], digests: Sequence[Digesting] = ()) -> Iterator[memoryview]:
     """Yield ``pieces``, then the 4-byte checksum of all of them.
 
-    The checksum runs in a second thread (CRC-32C releases the GIL) while the caller writes
-    each piece, with at most two pieces in flight.
+    The checksum runs on the dump's hashing lane (see :mod:`~zoblib.archive.hashlane`) while
+    the caller writes the pieces, one batch of a few MiB per hand-off, at most two batches
+    ahead; ``digests`` (content digests of byte ranges of the pieces, in order) are fed there
+    too, each block of bytes through every hash in turn.
     """
-    running: Future[int] | None = None
-    in_flight: collections.deque[Future[int]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc32c") as pool:
-        for piece in pieces:
-            running = pool.submit(_continue, running, piece)
-            in_flight.append(running)
+    crc = RunningCrc32c()
+    pending = collections.deque(digests)
+    in_flight: collections.deque[Future[None]] = collections.deque()
+    position = 0
+    with on_lane() as submit:
+        for batch in batches(pieces):
+            in_flight.append(submit(feed_blocks, batch, position, [crc.update], pending))
+            position += sum(len(piece) for piece in batch)
             if len(in_flight) > 2:
                 in_flight.popleft().result()
-            yield piece
-        total = 0 if running is None else running.result()
-    yield memoryview(checksum_bytes(total))
-
-
-def _continue(previous: Future[int] | None, piece: memoryview) -> int:
-    # Runs in the single checksum thread, in order, so ``previous`` is already done.
-    return checksum(piece, 0 if previous is None else previous.result())
+            yield from batch
+        while in_flight:
+            in_flight.popleft().result()
+    yield memoryview(checksum_bytes(crc.value))
 
 
 def split_checksum(stored: Any) -> tuple[memoryview, int]:

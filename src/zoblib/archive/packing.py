@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,10 @@ from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.containers.base import store_node
 from zoblib.archive.dtypes import dtype_to_json
+from zoblib.archive.hashlane import Digesting
 from zoblib.archive.integrity import with_checksum
 from zoblib.archive.nodes import ArrayNode, choose_chunk_shape
+from zoblib.hashing.algorithms import HashObject
 
 if TYPE_CHECKING:
     from zoblib.archive.writer import WriteOptions
@@ -67,11 +69,13 @@ def write_pack(
     arrays: Sequence[np.ndarray[Any, Any]],
     names: Sequence[str],
     options: WriteOptions,
+    digests: Mapping[int, HashObject] | None = None,
 ) -> ArrayNode:
     """Store ``pack`` as the 1-D array node ``path`` and return the node.
 
     The node's attributes index its members (name, offset, shape, dtype, order), so that a
-    reader without zoblib can cut each array out of the pack.
+    reader without zoblib can cut each array out of the pack. ``digests`` (by array index, for
+    an uncompressed pack with checksums) are fed their member's bytes as they are written.
     """
     target = None if options.codec is None else options.chunk_nbytes
     shape = (pack.size,)
@@ -91,7 +95,7 @@ def write_pack(
         node = dataclasses.replace(
             node, codec=tuned_codec(node.codec, _codec_words(np.ascontiguousarray(sample)))
         )
-    return store_node(container, node, PackData(node, pack, arrays))
+    return store_node(container, node, PackData(node, pack, arrays, digests or {}))
 
 
 def _member_entry(member: PackMember, array: np.ndarray[Any, Any], name: str) -> dict[str, Any]:
@@ -107,9 +111,21 @@ def _member_entry(member: PackMember, array: np.ndarray[Any, Any], name: str) ->
 class PackData:
     """A pack's members as the contents of its node (see ``containers.base.NodeData``)."""
 
-    def __init__(self, node: ArrayNode, pack: Pack, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    def __init__(
+        self,
+        node: ArrayNode,
+        pack: Pack,
+        arrays: Sequence[np.ndarray[Any, Any]],
+        digests: Mapping[int, HashObject],
+    ) -> None:
         self.node = node
         self.members = [(arrays[m.index], m.order, m.offset) for m in pack.members]
+        itemsize = node.dtype.itemsize
+        self.digests = [
+            Digesting(m.offset * itemsize, (m.offset + arrays[m.index].size) * itemsize, digests[m.index])
+            for m in pack.members
+            if m.index in digests
+        ]
 
     def encoded_chunks(self) -> Iterator[tuple[tuple[int, ...], Iterable[memoryview]]]:
         node = self.node
@@ -117,7 +133,7 @@ class PackData:
             pieces: Iterator[memoryview] = itertools.chain.from_iterable(
                 raw_pieces(a, order) for a, order, _ in self.members
             )
-            yield (0,), with_checksum(pieces) if node.checksum else pieces
+            yield (0,), with_checksum(pieces, self.digests) if node.checksum else pieces
             return
         yield from _encoded_pack_chunks(node, [(a, order) for a, order, _ in self.members])
 

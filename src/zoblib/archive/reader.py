@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,9 +82,20 @@ class ArchiveReader:
     ) -> Any:
         """Rebuild the archived object.
 
-        With ``verify``, every node that comes back unread (memory-mapped or lazy) is checked
-        whole before the object is returned.
+        ``native_byte_order`` (arrays converted to the machine's byte order) needs
+        ``mmap_mode=None``. With ``verify``, every node that comes back unread (memory-mapped
+        or lazy) is checked whole before the object is returned.
         """
+        if native_byte_order and mmap_mode is not None:
+            raise ValueError("native_byte_order needs mmap_mode=None (a memory map keeps the stored bytes)")
+        if mmap_mode in ("r+", "c") and any(node.codec is not None for node in self.nodes.values()):
+            # Compressed arrays come back as read-only LazyArrays: nothing to write through.
+            # joblib's warning, in joblib's words.
+            warnings.warn(
+                f'mmap_mode "{mmap_mode}" is not compatible with compressed file {self.path}. '
+                f'"{mmap_mode}" flag will be ignored.',
+                stacklevel=3,
+            )
         with DigestChecker(self.path) as digests:
             return self._load(mmap_mode, native_byte_order, verify, digests)
 
@@ -113,9 +125,7 @@ class ArchiveReader:
                     streamed = self._streamed_digests.pop(id(array), None)
                     digests.submit(array, self.refs[ref].get("digest"), node.path, streamed)
                 if native_byte_order and not array.dtype.isnative:
-                    if isinstance(array, np.memmap):
-                        check(node)  # the conversion reads it all, but nothing checks a memmap's pages
-                    array = np.asarray(array).astype(array.dtype.newbyteorder("="))
+                    array = array.astype(array.dtype.newbyteorder("="))
                 if isinstance(array, (np.memmap, LazyArray)):
                     unread[node.path] = node
                 resolved[ref] = array

@@ -6,7 +6,7 @@ import dataclasses
 import pickle
 import platform
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,16 @@ from zoblib.archive.chunks import ArrayData, chunk_array, storage_order
 from zoblib.archive.compression import tuned_codec
 from zoblib.archive.containers import ContainerWriter
 from zoblib.archive.containers.base import store_node
+from zoblib.archive.digests import stored_bytes_are_digested
 from zoblib.archive.dtypes import can_extract
+from zoblib.archive.hashlane import Digesting, hash_lane
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
 from zoblib.archive.naming import Path, array_locations, memory_key, node_names
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
-from zoblib.hashing.arrays import array_digest
+from zoblib.hashing.algorithms import DEFAULT_HASH_NAME, HashObject, new_hash_object
+from zoblib.hashing.arrays import array_digest, digest_string
 
 FORMAT_VERSION = 2
 #: Versions this zoblib reads.
@@ -82,9 +85,15 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
     skeleton, pickler = dumps_skeleton(value, options.protocol, collector.extract, collector.reset)
     arrays = collector.arrays
     paths, names = _array_names(value, arrays)
-    # Content digests run on a second thread while the arrays are written (both release the GIL).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-digest") as digests:
-        digest = [digests.submit(array_digest, array) for array in arrays]
+    # Every hash of the bytes written runs on one thread, the hashing lane, batch by batch as
+    # they are written: uncompressed arrays in C order get their content digest there too,
+    # from the bytes they are stored as. Other digests run on a thread of their own. Both
+    # release the GIL.
+    streamed = _streamed_digests(arrays, options)
+    with hash_lane(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-digest") as digests:
+        digest: dict[int, Future[str]] = {
+            i: digests.submit(array_digest, a) for i, a in enumerate(arrays) if i not in streamed
+        }
         refs: list[dict[str, Any]] = [{} for _ in arrays]
         nodes: dict[str, dict[str, Any]] = {}
         small = [i for i, a in enumerate(arrays) if a.nbytes < options.pack_threshold]
@@ -93,12 +102,14 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                 node = _array_node(f"{ARRAYS_GROUP}/{names[index]}", array, options)
                 if paths[index] is not None:
                     node = dataclasses.replace(node, attributes={"path": list(paths[index] or ())})
-                node = store_node(container, node, ArrayData(array, node))
+                hasher = streamed.get(index)
+                feed = None if hasher is None else Digesting(0, array.nbytes, hasher)
+                node = store_node(container, node, ArrayData(array, node, feed))
                 nodes[node.path] = node.to_manifest()
                 refs[index] = {"node": node.path}
         packs: list[Pack] = plan_packs([arrays[i] for i in small], small, options)
         for number, pack in enumerate(packs):
-            node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, names, options)
+            node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, names, options, streamed)
             nodes[node.path] = node.to_manifest()
             for member in pack.members:
                 shape = list(arrays[member.index].shape)
@@ -109,11 +120,24 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
         skeleton_data = ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node)
         skeleton_node = store_node(container, skeleton_node, skeleton_data)
         nodes[SKELETON_NODE] = skeleton_node.to_manifest()
-        for ref, pending in zip(refs, digest, strict=True):
-            ref["digest"] = pending.result()
+        for index, ref in enumerate(refs):
+            hasher = streamed.get(index)
+            ref["digest"] = digest[index].result() if hasher is None else digest_string(hasher)
     record = _root_record(options.protocol, pickler, nodes, refs)
     attributes = {"zoblib": record, RECORD_CHECKSUM_ATTRIBUTE: record_checksum(record)}
     container.write_root(attributes, _groups(nodes))
+
+
+def _streamed_digests(arrays: list[np.ndarray[Any, Any]], options: WriteOptions) -> dict[int, HashObject]:
+    """A hash object for each array whose digest is taken from its stored bytes as they are
+    written (uncompressed, checksummed, C-order bytes that are exactly what the digest covers)."""
+    if options.codec is not None or not options.checksum:
+        return {}
+    return {
+        index: new_hash_object(DEFAULT_HASH_NAME)
+        for index, array in enumerate(arrays)
+        if stored_bytes_are_digested(array.dtype, storage_order(array), array.ndim)
+    }
 
 
 def _array_names(value: Any, arrays: list[np.ndarray[Any, Any]]) -> tuple[list[Path | None], list[str]]:

@@ -73,5 +73,7 @@ def new_hash_object(hash_name: str) -> HashObject:
         factory = _FACTORIES[hash_name]
     except (KeyError, TypeError):
         known = ", ".join(repr(name) for name in _FACTORIES)
-        raise ValueError(f"unknown hash_name {hash_name!r}; known names are {known}") from None
+        raise ValueError(
+            f"Valid options for 'hash_name' are {known}. Got hash_name={hash_name!r} instead."
+        ) from None
     return factory()

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zoblib.errors import HashingError
-from zoblib.hashing.algorithms import DEFAULT_HASH_NAME, new_hash_object
+from zoblib.hashing.algorithms import DEFAULT_HASH_NAME, HashObject, new_hash_object
 
 #: Attribute under which loaded arrays carry the digest ``dump`` recorded for them.
 DIGEST_ATTRIBUTE = "zoblib_digest"
@@ -78,6 +78,12 @@ def array_digest(arr: npt.NDArray[Any], *, hash_name: str = DEFAULT_HASH_NAME) -
         )
     hasher = new_hash_object(hash_name)
     feed_c_order(hasher.update, arr)
+    return digest_string(hasher, hash_name)
+
+
+def digest_string(hasher: HashObject, hash_name: str = DEFAULT_HASH_NAME) -> str:
+    """The digest string (``"<hash_name>:<hexdigest>"``) of a hash object fed an array's bytes
+    as :func:`array_digest` feeds them."""
     return f"{hash_name}:{hasher.hexdigest()}"
 
 

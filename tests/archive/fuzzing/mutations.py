@@ -132,6 +132,9 @@ def _overwrite(base: BaseArchive) -> st.SearchStrategy[Mutation]:
                 st.sampled_from([b"\x00" * 8, b"\xff" * 8, b"\x7f\xff\xff\xff", b"\xff\xff\xff\xff" * 4]),
             )
         )
+        # Clipped to the region, so that the damage is where its label says (an overwrite of
+        # metadata must not spill into memory-mapped data, which nothing checks by design).
+        data = data[: region.stop - offset]
         return Mutation("overwrite", region.label, {"file": region.file, "offset": offset, "data": data})
 
     return draw_overwrite()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import IO
 
 from zoblib.archive.containers.base import ByteRange, ContainerReader, ContainerWriter
 from zoblib.archive.containers.directory import DirectoryReader, DirectoryWriter
 from zoblib.archive.containers.hdf5 import Hdf5Reader, Hdf5Writer, is_hdf5
+from zoblib.archive.containers.streams import compression_of, file_head, is_raw_file, spool
 from zoblib.archive.containers.zip import ZipReader, ZipWriter
 from zoblib.errors import ArchiveError, ArchiveNotFoundError
 
@@ -56,17 +58,28 @@ def open_writer(target: str | IO[bytes], format: str, *, durable: bool = True) -
 
 
 def open_reader(source: str | IO[bytes]) -> ContainerReader:
-    """A reader for the archive at ``source``, whatever its container."""
+    """A reader for the archive at ``source``, whatever its container.
+
+    A file object that is not a real file or a ``BytesIO`` (a pipe, a socket, a
+    ``gzip.GzipFile``), and a ZIP archive inside a gzip, bz2, xz or lzma stream, are read from a
+    temporary copy (see :mod:`~zoblib.archive.containers.streams`).
+    """
     if not isinstance(source, str):
         name = getattr(source, "name", None)
-        if isinstance(name, str) and os.path.isfile(name) and source.seekable():
-            source.seek(0)
-            return ZipReader(name)
-        return ZipReader(source)
+        label = name if isinstance(name, str) else "<file object>"
+        if isinstance(name, str) and is_raw_file(source) and os.path.isfile(name):
+            return open_reader(name)
+        if isinstance(source, io.BytesIO) and compression_of(source.getbuffer()[:8].tobytes()) is None:
+            return ZipReader(source, name=label)
+        with spool(source) as spooled:
+            return ZipReader(spooled, name=label)
     if os.path.isdir(source):
         return DirectoryReader(source)
     if not os.path.exists(source):
         raise ArchiveNotFoundError(source, "no such file or directory")
     if is_hdf5(source):
         return Hdf5Reader(source)
+    if compression_of(file_head(source)) is not None:
+        with open(source, "rb") as compressed, spool(compressed) as spooled:
+            return ZipReader(spooled, name=source)
     return ZipReader(source)

@@ -20,6 +20,7 @@ from typing import IO, ClassVar
 
 from zoblib.archive.containers.base import ByteRange, read_exactly
 from zoblib.archive.containers.staging import clean_leftovers, replace_file, staging_path
+from zoblib.archive.containers.streams import is_raw_file
 from zoblib.archive.containers.zarr_store import ZarrStoreReader, ZarrStoreWriter
 from zoblib.archive.containers.zipformat import ZipStreamWriter
 from zoblib.errors import ArchiveCorruptedError, ArchiveError
@@ -43,10 +44,11 @@ class ZipWriter(ZarrStoreWriter):
             self.staging = staging_path(os.path.abspath(target))
             self._file: IO[bytes] = open(self.staging, "xb", buffering=0)  # noqa: SIM115
             self._zip = ZipStreamWriter(self._file, fd=self._file.fileno(), writeback=durable)
-        elif target.seekable():
+        elif target.seekable() and (isinstance(target, io.BytesIO) or is_raw_file(target)):
             self._file = target
             self._zip = ZipStreamWriter(target)
-        else:  # a pipe or socket: the CRCs are patched in a temporary file first
+        else:  # a pipe, a socket, a gzip.GzipFile (no seeking back): the CRCs are patched in a
+            # temporary file first
             self._file = tempfile.TemporaryFile()  # noqa: SIM115
             self._zip = ZipStreamWriter(self._file)
 
@@ -84,21 +86,29 @@ class ZipReader(ZarrStoreReader):
 
     format_name: ClassVar[str] = "zip"
 
-    def __init__(self, source: str | IO[bytes]) -> None:
+    def __init__(self, source: str | IO[bytes], *, name: str | None = None) -> None:
+        """Read the ZIP file at path ``source``, or in ``source``: a ``BytesIO`` (read in place)
+        or a real file's object (a spooled copy of a stream, see ``streams.spool``); ``name``
+        names such a source in errors."""
+        self._fd: int | None = None
+        self._buffer: memoryview | None = None
+        self._size = 0
         if isinstance(source, str):
             super().__init__(source)
-            self._buffer: bytes | None = None
             self.supports_memmap = True  # type: ignore[misc]
-            self._fd: int | None = os.open(source, os.O_RDONLY)
+            self._fd = os.open(source, os.O_RDONLY)
             self._size = os.fstat(self._fd).st_size
             handle: IO[bytes] = open(self._fd, "rb", closefd=False)  # noqa: SIM115
-        else:
-            super().__init__(str(getattr(source, "name", "<file object>")))
-            source.seek(0)
-            self._buffer = source.read()
+        elif isinstance(source, io.BytesIO):
+            super().__init__(name or "<file object>")
+            self._buffer = source.getbuffer()
             self._size = len(self._buffer)
-            self._fd = None
-            handle = io.BytesIO(self._buffer)
+            handle = source  # zipfile reads only its directory; the caller's object stays open
+        else:
+            super().__init__(name or str(getattr(source, "name", "<file object>")))
+            self._fd = os.dup(source.fileno())
+            self._size = os.fstat(self._fd).st_size
+            handle = open(self._fd, "rb", closefd=False)  # noqa: SIM115
         try:
             with zipfile.ZipFile(handle) as archive:
                 infos = archive.infolist()
@@ -117,7 +127,8 @@ class ZipReader(ZarrStoreReader):
             self.close()
             raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc!r}") from exc
         finally:
-            handle.close()
+            if handle is not source:
+                handle.close()
         self._ranges: dict[str, ByteRange] = {}
 
     def _locate(self, key: str) -> ByteRange | None:
@@ -160,6 +171,10 @@ class ZipReader(ZarrStoreReader):
         if fd is not None:
             os.close(fd)
             self._fd = None
+        buffer = getattr(self, "_buffer", None)
+        if buffer is not None:
+            buffer.release()  # lets the caller's BytesIO grow again
+            self._buffer = None
 
     def __del__(self) -> None:
         self.close()

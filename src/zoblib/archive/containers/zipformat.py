@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
 from zlib_ng import zlib_ng
 
+from zoblib.archive.batching import batches
 from zoblib.archive.containers.staging import start_writeback
+from zoblib.archive.hashlane import lane_or
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
@@ -35,7 +37,6 @@ _CRC_OFFSET_IN_LOCAL_HEADER = 14
 # A CRC thread running behind the writes may hold at most this many pieces alive.
 _MAX_PIECES_IN_FLIGHT = 2
 _WRITEBACK_MIN_NBYTES = 8 << 20
-_BATCH_NBYTES = 8 << 20
 _IOV_MAX = 1024  # the most buffers one writev takes on Linux
 
 
@@ -168,11 +169,12 @@ class ZipStreamWriter:
             self._file.flush()
         crc: Future[int] | None = None
         in_flight: list[Future[int]] = []
+        submit = lane_or(self._crc_thread)  # the dump's hashing lane, where it has one
         written = 0
-        for batch in _batches(pieces):
+        for batch in batches(pieces):
             # One CRC job and one writev per batch of about 8 MiB: many small pieces (packed
             # arrays) cost no more system calls or thread hand-offs than one big one.
-            crc = self._crc_thread.submit(_chain_crc, crc, batch)
+            crc = submit(_chain_crc, crc, batch)
             in_flight.append(crc)
             if len(in_flight) > _MAX_PIECES_IN_FLIGHT:
                 in_flight.pop(0).result()
@@ -199,17 +201,3 @@ def _chain_crc(previous: Future[int] | None, batch: list[memoryview]) -> int:
     for piece in batch:
         value = zlib_ng.crc32(piece, value)
     return value
-
-
-def _batches(pieces: Iterable[memoryview]) -> Iterator[list[memoryview]]:
-    """Consecutive pieces grouped into lists of about :data:`_BATCH_NBYTES` bytes."""
-    batch: list[memoryview] = []
-    nbytes = 0
-    for piece in pieces:
-        batch.append(piece)
-        nbytes += len(piece)
-        if nbytes >= _BATCH_NBYTES:
-            yield batch
-            batch, nbytes = [], 0
-    if batch:
-        yield batch
