@@ -4,6 +4,9 @@ Cases (``--scale`` multiplies the sizes, for a quick run):
 
 - ``tiny``: 10,000 tasks that add one to a number (overhead of dispatch and batching); each
   measurement is the median of 7 calls in the same process.
+- ``tiny-generator``: the same tasks as a generator expression, the way users write it
+  (``Parallel(n_jobs=2)(delayed(f)(i) for i in range(10000))``): no length is known, so the
+  tail cannot be split by counting.
 - ``big-argument``: one 1 GiB float64 array passed to 16 tasks on 2 workers; each task sums its
   sixteenth of it (cost of getting the array to the workers).
 - ``big-argument-mmap``: the same array, already a memory map of a zoblib archive
@@ -43,7 +46,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-CASES = ("tiny", "big-argument", "big-argument-mmap", "big-results")
+CASES = ("tiny", "tiny-generator", "big-argument", "big-argument-mmap", "big-results")
 LIBRARIES = ("zoblib", "joblib")
 N_JOBS = 2
 GIB = 1024**3
@@ -139,10 +142,15 @@ def measure(case: str, library: str, scale: float, workdir: str) -> dict[str, fl
     Parallel(n_jobs=N_JOBS)(delayed(make_result)(warm.nbytes, part) for part in range(2))
     Parallel(n_jobs=N_JOBS)(delayed(sum_part)(warm, part, 2) for part in range(2))
     data_nbytes = 0
+    after: Callable[[list[Any]], object] = len
     if case == "tiny":
         n_tasks = max(100, int(10_000 * scale))
-        tasks = [delayed(add_one)(i) for i in range(n_tasks)]
-        after: Callable[[list[Any]], object] = len
+        tasks: Any = [delayed(add_one)(i) for i in range(n_tasks)]
+    elif case == "tiny-generator":
+        n_tasks = max(100, int(10_000 * scale))
+
+        def fresh_tasks() -> Any:
+            return (delayed(add_one)(i) for i in range(n_tasks))
     elif case.startswith("big-argument"):
         data_nbytes = int(GIB * scale) // 8 * 8
         array = np.random.default_rng(0).random(data_nbytes // 8)
@@ -167,7 +175,9 @@ def measure(case: str, library: str, scale: float, workdir: str) -> dict[str, fl
     # A tiny call lasts tens of milliseconds: take the median of several in the same process.
     timings = []
     with MemorySampler() as memory:
-        for _ in range(7 if case == "tiny" else 1):
+        for _ in range(7 if case.startswith("tiny") else 1):
+            if case == "tiny-generator":
+                tasks = fresh_tasks()  # the generator is built outside the timing, run inside
             started = time.perf_counter()
             results = Parallel(n_jobs=N_JOBS)(tasks)
             after(results)

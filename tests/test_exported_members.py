@@ -34,3 +34,19 @@ def test_exported_members_are_not_modules() -> None:
 def test_joblib_persistence_names_are_exported() -> None:
     for name in ("dump", "load", "register_compressor", "__version__"):
         assert name in zoblib.__all__
+
+
+def test_every_name_of_joblibs_all_is_exported() -> None:
+    # The drop-in promise: `import zoblib as joblib` finds every public name of joblib 1.6.0.
+    import joblib
+
+    assert set(joblib.__all__) - set(zoblib.__all__) == set()
+
+
+def test_joblibs_aliases_are_zoblibs_objects() -> None:
+    import zoblib.memory
+
+    assert zoblib.StoreBackendBase is zoblib.memory.StoreBackend
+    assert zoblib.memory.StoreBackendBase is zoblib.memory.StoreBackend
+    assert zoblib.memory.JobLibCollisionWarning is zoblib.CacheCollisionWarning
+    assert issubclass(zoblib.CacheCollisionWarning, zoblib.CacheWarning)

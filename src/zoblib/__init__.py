@@ -8,6 +8,8 @@ from zoblib.errors import (
     ArchiveNotFoundError,
     ArchiveVersionError,
     ArchiveWriteError,
+    BackendOptionError,
+    CacheCollisionWarning,
     CacheEntryWarning,
     CacheError,
     CacheWarning,
@@ -24,7 +26,14 @@ from zoblib.errors import (
     ZoblibWarning,
 )
 from zoblib.hashing import hash
-from zoblib.memory import MemorizedResult, Memory, expires_after, register_store_backend
+from zoblib.logger import Logger, PrintTime
+from zoblib.memory import (
+    MemorizedResult,
+    Memory,
+    StoreBackendBase,
+    expires_after,
+    register_store_backend,
+)
 from zoblib.parallel import (
     Parallel,
     ParallelBackendBase,
@@ -33,7 +42,9 @@ from zoblib.parallel import (
     effective_n_jobs,
     parallel_backend,
     parallel_config,
+    register_joblib_backend,
     register_parallel_backend,
+    wrap_non_picklable_objects,
 )
 
 __all__ = [
@@ -42,6 +53,8 @@ __all__ = [
     "ArchiveNotFoundError",
     "ArchiveVersionError",
     "ArchiveWriteError",
+    "BackendOptionError",
+    "CacheCollisionWarning",
     "CacheEntryWarning",
     "CacheError",
     "CacheWarning",
@@ -50,12 +63,15 @@ __all__ = [
     "FunctionChangedWarning",
     "HashingError",
     "LazyArray",
+    "Logger",
     "MemorizedResult",
     "Memory",
     "Parallel",
     "ParallelBackendBase",
     "ParallelTimeoutError",
+    "PrintTime",
     "RemoteTaskError",
+    "StoreBackendBase",
     "UnknownBackendError",
     "UnknownStoreBackendError",
     "WorkerDiedError",
@@ -72,7 +88,9 @@ __all__ = [
     "parallel_backend",
     "parallel_config",
     "register_compressor",
+    "register_joblib_backend",
     "register_parallel_backend",
     "register_store_backend",
     "verify",
+    "wrap_non_picklable_objects",
 ]

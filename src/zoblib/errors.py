@@ -13,15 +13,20 @@ The tree::
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
     ├── HashingError(TypeError)          an object that cannot be hashed
     ├── UnknownBackendError(ValueError)  an unknown parallel backend name
-    │   └── UnknownStoreBackendError     an unknown ``Memory`` store backend name
+    │   └── UnknownStoreBackendError(TypeError)  an unknown ``Memory`` store backend name
     ├── WorkerDiedError(RuntimeError)    a worker process died (segfault, kill, OOM killer)
-    ├── ParallelTimeoutError(TimeoutError)  a ``Parallel`` call ran past its ``timeout``
+    ├── ParallelTimeoutError(multiprocessing.TimeoutError, TimeoutError)  a ``Parallel`` call
+    │                                    ran past its ``timeout`` (joblib raises the former)
+    ├── BackendOptionError(ValueError, AssertionError)  an option the parallel backend does not
+    │                                    take (joblib refuses some with ``AssertionError``)
     └── RemoteTaskError(RuntimeError)    carries a worker's traceback as the ``__cause__`` of a task error
 
     ZoblibWarning(UserWarning)           base of zoblib's warnings
     └── CacheWarning                     ``Memory`` warnings (entries it could not evict, ...)
         ├── CacheEntryWarning            an unreadable cache entry, treated as a miss
-        └── FunctionChangedWarning       a cached function's code changed: its results are cleared
+        ├── FunctionChangedWarning       a cached function's code changed: its results are cleared
+        └── CacheCollisionWarning        two cached functions may share one cache folder
+                                         (joblib's ``JobLibCollisionWarning``)
 
 Every subclass also inherits the matching builtin, so callers' existing ``except ValueError`` or
 ``except FileNotFoundError`` clauses keep working.
@@ -29,6 +34,7 @@ Every subclass also inherits the matching builtin, so callers' existing ``except
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 
@@ -86,8 +92,20 @@ class WorkerDiedError(ZoblibError, RuntimeError):
         super().__init__(message)
 
 
-class ParallelTimeoutError(ZoblibError, TimeoutError):
-    """A parallel task ran longer than the ``timeout`` given to ``Parallel``."""
+class ParallelTimeoutError(ZoblibError, multiprocessing.TimeoutError, TimeoutError):
+    """A parallel task ran longer than the ``timeout`` given to ``Parallel``.
+
+    Also a ``multiprocessing.TimeoutError``, which is what joblib raises, and the builtin
+    ``TimeoutError``, so that either ``except`` clause catches it.
+    """
+
+
+class BackendOptionError(ZoblibError, ValueError, AssertionError):
+    """An option given to a parallel backend that does not take it (``inner_max_num_threads``).
+
+    Also an ``AssertionError``, which is what joblib raises for a misplaced
+    ``inner_max_num_threads``.
+    """
 
 
 class RemoteTaskError(ZoblibError, RuntimeError):
@@ -133,8 +151,11 @@ class CacheError(ZoblibError, OSError):
             self.errno = errno
 
 
-class UnknownStoreBackendError(UnknownBackendError):
-    """A ``Memory`` store backend name that is not registered; the message lists the known ones."""
+class UnknownStoreBackendError(UnknownBackendError, TypeError):
+    """A ``Memory`` store backend name that is not registered; the message lists the known ones.
+
+    Also a ``TypeError``, which is what joblib raises ("Unknown location ... or backend ...").
+    """
 
 
 class CacheWarning(ZoblibWarning):
@@ -151,3 +172,13 @@ class CacheEntryWarning(CacheWarning):
 
 class FunctionChangedWarning(CacheWarning):
     """A cached function's code changed since its results were stored: they were cleared."""
+
+
+class CacheCollisionWarning(CacheWarning):
+    """Two different cached functions may share one cache folder (joblib's ``JobLibCollisionWarning``).
+
+    Issued, as joblib does, when the code stored for a function's folder differs from the
+    function's and either the old function still stands unchanged where its code was recorded
+    (two functions of one name in one module), or a collision cannot be told apart from a change
+    (lambdas, functions without source). The folder's results are then cleared, as for a change.
+    """

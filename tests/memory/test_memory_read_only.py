@@ -115,11 +115,12 @@ def test_misses_on_a_read_only_cache_compute_and_warn(
 
 
 def _assert_read_only_error(error: CacheError, location: Path) -> None:
+    store_folder = str(location / "zoblib")  # the store's location, as joblib's errors name it
     assert isinstance(error, OSError)
     assert isinstance(error, ZoblibError)
     assert error.errno == errno.EROFS
-    assert error.location == str(location)
-    assert f"read-only cache at {str(location)!r}" in str(error)
+    assert error.location == store_folder
+    assert f"read-only cache at {store_folder!r}" in str(error)
     assert "read-only file system" in str(error)
     assert isinstance(error.__cause__, OSError)
 
@@ -202,3 +203,24 @@ def test_eviction_after_a_write_warns_when_entries_cannot_be_removed(
         assert square.check_call_in_cache(4)
     assert len(counter) == 2
     assert len(theirs.list_entries()) == 2
+
+
+def test_a_read_only_cache_without_gitignore_still_works(
+    location: Path, counter: Counter, read_only: ReadOnly
+) -> None:
+    # A cache written before zoblib wrote .gitignore files, now read-only.
+    _cached_square(Memory(location, verbose=0), counter)(2)
+    (location / ".gitignore").unlink()
+    with read_only(location):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            square = _cached_square(Memory(location, verbose=0), counter)
+            assert np.array_equal(square(2), np.arange(2.0) ** 2), "a hit writes nothing"
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert np.array_equal(square(3), np.arange(3.0) ** 2)
+    messages = [str(w.message) for w in seen]
+    assert any(m.startswith(f"Unable to write {location / '.gitignore'}.") for m in messages), messages
+    assert any("could not store the result" in m for m in messages), messages
+    assert len(counter) == 2
+    assert not (location / ".gitignore").exists()

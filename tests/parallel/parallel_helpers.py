@@ -142,3 +142,86 @@ class RecordingBackend(ParallelBackendBase):
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+# -- joblib parity: initializers, nested pools, thread limits ----------------------------------
+
+_INITIALIZED: list[str] = []
+
+
+def record_initialization(folder: str, marker: str) -> None:
+    """An initializer: remember ``marker`` and leave one file per run in ``folder``."""
+    _INITIALIZED.append(marker)
+    path = os.path.join(folder, f"{os.getpid()}-{len(_INITIALIZED)}-{time.monotonic_ns()}")
+    with open(path, "w"):
+        pass
+
+
+def initialization_seen(_: object = None) -> tuple[int, list[str]]:
+    time.sleep(0.01)  # let every worker get tasks
+    return os.getpid(), list(_INITIALIZED)
+
+
+def pid_of(_: object = None) -> int:
+    return os.getpid()
+
+
+def run_nested(backend: str | None, n_jobs: int = 2) -> dict[str, Any]:
+    """Run an inner Parallel of ``backend`` in a task; report where its tasks ran, and warnings."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inner = Parallel(n_jobs=n_jobs, backend=backend)
+        pids = inner(delayed(pid_of)(i) for i in range(4))
+    return {
+        "pid": os.getpid(),
+        "inner_pids": set(pids),
+        "inner_backend": inner.backend.name,
+        "warnings": [str(warning.message) for warning in caught],
+    }
+
+
+def inner_default_backends(_: object = None) -> list[str]:
+    """The default backend one and two levels below this task."""
+    first = Parallel(n_jobs=2)
+    below = first(delayed(_default_backend_name)(i) for i in range(2))
+    return [first.backend.name, *below]
+
+
+def _default_backend_name(_: object = None) -> str:
+    return Parallel(n_jobs=2).backend.name
+
+
+def thread_limits(_: object = None) -> dict[str, str | None]:
+    names = (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "ENABLE_IPC",
+    )
+    return {name: os.environ.get(name) for name in names}
+
+
+def broken_backend_factory(**params: Any) -> ParallelBackendBase:
+    raise RuntimeError("this backend cannot be made")
+
+
+# -- wrap_non_picklable_objects ----------------------------------------------------------------
+
+
+def call_in_worker(function: Callable[[Any], Any], x: Any) -> tuple[str, Any, int, bool]:
+    """Call ``function`` where this task runs: what arrived, the result, the pid, and whether
+    the standard ``pickle`` can send it on from there."""
+    import pickle
+
+    try:
+        pickle.dumps(function)
+        repicklable = True
+    except (pickle.PicklingError, AttributeError, TypeError):
+        repicklable = False
+    return type(function).__name__, function(x), os.getpid(), repicklable

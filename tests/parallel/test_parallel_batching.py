@@ -75,3 +75,19 @@ def test_pre_dispatch_bounds_how_much_input_is_taken_ahead() -> None:
     )
     assert len(consumed) == 20
     assert list(output) == list(range(20))
+
+
+@pytest.mark.parametrize("as_generator", [True, False])
+def test_the_tail_of_tiny_tasks_is_spread_over_the_workers(as_generator: bool) -> None:
+    # Without a length, the last batch used to take most of the tasks (5,680 of 10,000) and
+    # run on one worker while the other waited: slower than joblib.
+    from zoblib.parallel import pickling
+
+    backend = RecordingBackend()
+    tasks = (delayed(square)(i) for i in range(10_000))
+    results = Parallel(n_jobs=2, backend=backend)(tasks if as_generator else list(tasks))
+    assert results == [i * i for i in range(10_000)]
+    sizes = [len(pickling.loads(payload)[1]) for payload in backend.arguments]
+    assert sum(sizes) == 10_000
+    assert max(sizes) <= 3_000
+    assert len(sizes) >= 4

@@ -118,7 +118,8 @@ def test_blas_thread_limits_are_set_in_process_workers() -> None:
 
 
 def test_inner_max_num_threads_sets_the_limit() -> None:
-    with parallel_config(inner_max_num_threads=3):
-        envs = Parallel(n_jobs=2, backend="multiprocessing")(delayed(environment)(i) for i in range(2))
+    # joblib takes it with a backend that sets its workers' environment before they start.
+    with parallel_config("loky", inner_max_num_threads=3):
+        envs = Parallel(n_jobs=2)(delayed(environment)(i) for i in range(2))
     for env in envs:
         assert env["OMP_NUM_THREADS"] == "3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -70,9 +71,11 @@ def test_a_result_that_cannot_be_pickled_is_reported() -> None:
 
 def test_arguments_that_cannot_be_pickled_are_reported() -> None:
     lock = threading.Lock()
-    with pytest.raises(TypeError) as caught:
+    # joblib's type: pickle.PicklingError, caused by what the pickler raised.
+    with pytest.raises(pickle.PicklingError) as caught:
         Parallel(n_jobs=2)(delayed(id)(lock) for _ in range(2))
-    assert "prefer='threads'" in caught.value.__notes__[0]
+    assert "prefer='threads'" in str(caught.value)
+    assert isinstance(caught.value.__cause__, TypeError)
     # Threads share the object.
     assert len(Parallel(n_jobs=2, prefer="threads")(delayed(id)(lock) for _ in range(2))) == 2
 

@@ -5,11 +5,15 @@ to cached values), ``keys`` (function ids, code digests, argument hashes), ``sto
 contract), ``local_store`` and ``fsspec_store`` (the stores), ``registry`` (store backends by
 name), ``eviction`` (size, count and age limits), ``maintenance`` (the errors of clearing and
 evicting), ``expiry`` (``expires_after``), ``catalog`` (listing entries, miss reasons) and
-``messages`` (joblib's verbose output).
+``messages`` (joblib's verbose output), ``collisions`` (two functions sharing a folder).
+
+``JobLibCollisionWarning`` and ``StoreBackendBase`` are joblib's names for
+:class:`~zoblib.errors.CacheCollisionWarning` and :class:`StoreBackend`.
 """
 
 from __future__ import annotations
 
+from zoblib.errors import CacheCollisionWarning
 from zoblib.memory.catalog import CachedFunctionInfo, CacheEntryInfo, CacheStatus, MissReason
 from zoblib.memory.eviction import CacheLimits
 from zoblib.memory.expiry import expires_after
@@ -25,6 +29,11 @@ from zoblib.memory.registry import STORE_BACKENDS, register_store_backend
 from zoblib.memory.results import MemorizedResult, NotMemorizedResult
 from zoblib.memory.store import EntryNotFoundError, EntryStat, EntryUnreadableError, StoreBackend
 
+#: joblib's name of the warning (``joblib.memory.JobLibCollisionWarning``).
+JobLibCollisionWarning = CacheCollisionWarning
+#: joblib's name of the store contract (``joblib.StoreBackendBase``).
+StoreBackendBase = StoreBackend
+
 __all__ = [
     "STORE_BACKENDS",
     "AsyncMemorizedFunc",
@@ -36,6 +45,7 @@ __all__ = [
     "EntryNotFoundError",
     "EntryStat",
     "EntryUnreadableError",
+    "JobLibCollisionWarning",
     "LocalStoreBackend",
     "MemorizedFunc",
     "MemorizedResult",
@@ -44,6 +54,7 @@ __all__ = [
     "NotMemorizedFunc",
     "NotMemorizedResult",
     "StoreBackend",
+    "StoreBackendBase",
     "expires_after",
     "register_store_backend",
 ]

@@ -68,7 +68,7 @@ class CacheLimits:
             if not isinstance(age_limit, datetime.timedelta):
                 raise TypeError(f"age_limit must be a datetime.timedelta, got {age_limit!r}")
             if age_limit.total_seconds() < 0:
-                raise ValueError("age_limit must be a positive timedelta")
+                raise ValueError("age_limit has to be a positive timedelta")
         return cls(parse_bytes(bytes_limit), items_limit, age_limit)
 
     def __bool__(self) -> bool:

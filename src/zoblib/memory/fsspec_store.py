@@ -36,12 +36,13 @@ TOUCH_INTERVAL_SECONDS = 60.0
 
 
 class FsspecStoreBackend(StoreBackend):
-    """Entries on an fsspec file system, under ``<url>/zoblib/``.
+    """Entries on an fsspec file system, under the store's URL.
 
     Parameters
     ----------
     location : str
-        An fsspec URL (``s3://bucket/prefix``, ``memory://cache``).
+        The store's fsspec URL (``s3://bucket/prefix/zoblib``; ``Memory("s3://bucket/prefix")``
+        makes that store).
     **storage_options
         Passed to the file system (``endpoint_url``, ``key``, ``anon``...).
     """
@@ -58,7 +59,7 @@ class FsspecStoreBackend(StoreBackend):
         self.location = location
         self.storage_options = dict(storage_options)
         self.fs, path = fsspec.core.url_to_fs(location, **storage_options)
-        self.root = path.rstrip("/") + "/zoblib"
+        self.root = path.rstrip("/")
         self._touched: dict[tuple[str, str], float] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -71,7 +72,7 @@ class FsspecStoreBackend(StoreBackend):
         return f"{self.root}/{func_id}/{args_id}"
 
     def entry_location(self, func_id: str, args_id: str) -> str:
-        return f"{self.location.rstrip('/')}/zoblib/{func_id}/{args_id}"
+        return f"{self.location.rstrip('/')}/{func_id}/{args_id}"
 
     def _cat(self, path: str) -> bytes:
         data = self.fs.cat_file(path)

@@ -1,6 +1,6 @@
 """The local store: entries as folders on a file system, published by renaming.
 
-Layout under ``<location>/zoblib/``::
+Layout under the store's folder (``<cache folder>/zoblib/`` for ``Memory("<cache folder>")``)::
 
     <module>/<qualified name>/          one folder per function
         func_code.json                  the code record (digest and source)
@@ -11,7 +11,7 @@ Layout under ``<location>/zoblib/``::
 
 An entry is written whole in a hidden staging folder beside its final name, then renamed into
 place, so a reader finds either no entry or a complete one; ``zoblib.load`` opens the archive
-directly.
+directly. The first write also leaves a ``.gitignore`` in the cache folder (joblib 1.6 does).
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import os
 import secrets
 import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from zoblib._processes import process_alive
 from zoblib.archive import dump, load
-from zoblib.errors import ArchiveError, ArchiveNotFoundError
+from zoblib.errors import ArchiveError, ArchiveNotFoundError, CacheWarning
 from zoblib.memory.store import (
     FUNCTION_RECORD_NAME,
     METADATA_NAME,
@@ -39,6 +40,10 @@ from zoblib.memory.store import (
     StoreBackend,
 )
 
+#: The store's folder inside a ``Memory``'s location (joblib's is ``joblib``).
+STORE_FOLDER_NAME = "zoblib"
+GITIGNORE_NAME = ".gitignore"
+GITIGNORE_TEXT = "# Created by zoblib automatically.\n*\n"
 #: The archive's name in an entry, by container.
 OUTPUT_NAMES = {"zarr": "output.zarr", "zip": "output.pkl"}
 STAGING_MARK = ".zoblib-tmp-"
@@ -68,12 +73,14 @@ def _write_json_atomically(path: str, document: Mapping[str, Any]) -> None:
 
 
 class LocalStoreBackend(StoreBackend):
-    """Entries as folders under ``<location>/zoblib`` on a local (or network) file system.
+    """Entries as folders under ``location`` on a local (or network) file system.
 
     Parameters
     ----------
     location
-        The cache folder (created on first write).
+        The store's folder (created on first write): ``Memory("cache")`` makes a store at
+        ``cache/zoblib``, and a ``MemorizedResult`` rebuilt from ``store_backend.location``
+        finds the same entries.
     container : {'zarr', 'zip'}, default 'zarr'
         The archive container of each result: a Zarr directory (``output.zarr``) or one ZIP
         file (``output.pkl``). Both memory-map; the directory is faster to write and read here.
@@ -100,15 +107,47 @@ class LocalStoreBackend(StoreBackend):
         if container not in OUTPUT_NAMES:
             raise ValueError(f"container must be one of {sorted(OUTPUT_NAMES)}, got {container!r}")
         self.location = os.fspath(location)
-        self.root = os.path.join(os.path.abspath(self.location), "zoblib")
+        self.root = os.path.abspath(self.location)
         self.container = container
         self.fsync = fsync
         self.verify = verify
         self._output_name = OUTPUT_NAMES[container]
         self._function_dirs: dict[str, str] = {}
+        self._folder_ready = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_local, (self.location, self.container, self.fsync, self.verify))
+
+    # ---- the cache folder ------------------------------------------------------------------
+
+    def cache_directory(self) -> str:
+        """The folder that gets the ``.gitignore``: the cache folder the user named.
+
+        joblib's rule: the parent of a store folder named ``zoblib`` (the store of
+        ``Memory("cache")`` is ``cache/zoblib``), else the store's folder itself.
+        """
+        parent, name = os.path.split(self.location)
+        return parent if parent and name == STORE_FOLDER_NAME else self.location
+
+    def _prepare_folder(self) -> None:
+        """Create the store's folder and, once per store, the cache folder's ``.gitignore``.
+
+        Done on the first write, not at construction: a read-only cache that is only read
+        must neither fail nor warn. A ``.gitignore`` already there (the user's) is kept.
+        """
+        if self._folder_ready:
+            return
+        os.makedirs(self.root, exist_ok=True)
+        gitignore = os.path.join(self.cache_directory(), GITIGNORE_NAME)
+        if not os.path.lexists(gitignore):
+            try:
+                with open(gitignore, "x", encoding="utf-8") as file:
+                    file.write(GITIGNORE_TEXT)
+            except FileExistsError:
+                pass  # another process wrote it meanwhile
+            except OSError as exc:
+                warnings.warn(CacheWarning(f"Unable to write {gitignore}. Exception: {exc}."), stacklevel=4)
+        self._folder_ready = True
 
     # ---- paths -----------------------------------------------------------------------------
 
@@ -193,6 +232,7 @@ class LocalStoreBackend(StoreBackend):
         replace: bool,
     ) -> dict[str, Any]:
         function_dir = self._function_dir(func_id)
+        self._prepare_folder()
         os.makedirs(function_dir, exist_ok=True)
         staging = self._staging_name(function_dir, args_id)
         os.mkdir(staging)
@@ -288,6 +328,7 @@ class LocalStoreBackend(StoreBackend):
 
     def write_function_record(self, func_id: str, record: Mapping[str, Any]) -> None:
         function_dir = self._function_dir(func_id)
+        self._prepare_folder()
         os.makedirs(function_dir, exist_ok=True)
         _write_json_atomically(os.path.join(function_dir, FUNCTION_RECORD_NAME), record)
 
@@ -323,7 +364,15 @@ class LocalStoreBackend(StoreBackend):
         return entries
 
     def clear(self) -> None:
-        self._remove_tree(self.root)
+        # The store's folder stays, empty, as joblib's does; each module folder is renamed away
+        # whole, so no reader sees half of a function's entries. Files (a ``.gitignore`` when
+        # the store's folder is the cache folder) stay too, as in joblib.
+        try:
+            children = [e for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for child in children:
+            self._remove_tree(child.path)
 
 
 def _visible_dirs(path: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 import warnings
@@ -16,9 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from zoblib._version import __version__
-from zoblib.errors import CacheEntryWarning, CacheError, CacheWarning, FunctionChangedWarning
+from zoblib.errors import (
+    CacheCollisionWarning,
+    CacheEntryWarning,
+    CacheError,
+    CacheWarning,
+    FunctionChangedWarning,
+)
 from zoblib.memory import messages
 from zoblib.memory.catalog import CacheEntryInfo, CacheStatus, MissReason, entry_info
+from zoblib.memory.collisions import collision_messages
 from zoblib.memory.eviction import LimitEnforcer
 from zoblib.memory.keys import (
     ArgumentBinder,
@@ -34,6 +42,9 @@ from zoblib.memory.results import MemorizedResult, NotMemorizedResult
 from zoblib.memory.store import EntryNotFoundError, EntryUnreadableError, StoreBackend
 
 ValidationCallback = Callable[[Mapping[str, Any]], bool]
+
+#: Where ``verbose >= 20`` logs each lookup (joblib logs it too, at INFO).
+logger = logging.getLogger("zoblib.memory")
 
 # The code objects whose record this process already checked, by (store location, function id):
 # decorating a function again (or Memory.eval) then skips reading the record and the source,
@@ -90,6 +101,10 @@ class MemorizedFunc:
     (always compute), :meth:`call_and_shelve` (a reference instead of the value),
     :meth:`check_call_in_cache`, :meth:`cache_status` (why a call would miss),
     :meth:`list_entries` and :meth:`clear`.
+
+    Built directly, as joblib's, ``MemorizedFunc(func, location, backend='local', ...)`` takes
+    the store's own folder (or URL, or a store) as ``location``: unlike ``Memory``, it adds no
+    ``zoblib`` subfolder.
 
     Attributes
     ----------
@@ -189,6 +204,16 @@ class MemorizedFunc:
     ) -> tuple[CacheStatus, Any]:
         """The lookup's status, and on a hit the value (or a reference when ``shelving``)."""
         store = self.store_backend
+        if self._verbose >= 20:
+            _, signature = messages.format_signature(self.func, args, kwargs)
+            logger.info(
+                "[%r]: Querying %s with signature %s (argument hash %s); the store location is %s.",
+                self,
+                display_name(self.func),
+                signature,
+                key,
+                store.entry_location(self.func_id, ""),
+            )
         reason = MissReason.CODE_CHANGED if self._code_changed else MissReason.NEW_ARGUMENTS
         metadata: dict[str, Any] | None = None
         try:
@@ -209,7 +234,7 @@ class MemorizedFunc:
             if self._verbose > 1:
                 print(
                     messages.loading_message(
-                        self.func,
+                        display_name(self.func),
                         metadata,
                         time.time() - self.timestamp,
                         self._verbose,
@@ -235,12 +260,13 @@ class MemorizedFunc:
         return self._set_status(True, None, key), output
 
     def _reference(self, key: str, metadata: dict[str, Any] | None = None) -> MemorizedResult:
-        return MemorizedResult(
+        return MemorizedResult.from_store(
             self.store_backend,
             self.func_id,
             key,
             mmap_mode=self.mmap_mode,
             verbose=self._verbose - 1,
+            timestamp=self.timestamp,
             metadata=metadata,
         )
 
@@ -333,14 +359,19 @@ class MemorizedFunc:
         """The digest of the function's code, checked against the store once per code object.
 
         When the stored record differs, the function's code changed since its results were
-        stored: they are cleared (with joblib's warning) and the new record is written.
+        stored, or another function shares its folder (a :class:`CacheCollisionWarning` then
+        says so, where joblib's ``JobLibCollisionWarning`` would): the results are cleared
+        (with joblib's warning) and the new record is written.
         """
         state = self._code_state
         code = self._code_object()
         key = id(code)
-        if state is not None and state[0] == key:
-            return state[1]
         verified = _verified_code.get((self.store_backend.location, self.func_id))
+        # When another function was checked under this folder since (two functions sharing a
+        # name), the record is read again: each switch between them warns and clears, as in
+        # joblib, which reads the record at every call of such functions.
+        if state is not None and state[0] == key and (verified is None or verified[0] is code):
+            return state[1]
         if verified is not None and verified[0] is code:
             self._code_state = (key, verified[1])
             return verified[1]
@@ -352,6 +383,8 @@ class MemorizedFunc:
                     self.store_backend.write_function_record(self.func_id, record.as_json())
                 elif stored.get("digest") != record.digest:
                     self._code_changed = True
+                    for message in collision_messages(self.func, stored, record):
+                        warnings.warn(CacheCollisionWarning(message), stacklevel=5)
                     if self._verbose > 0:
                         warnings.warn(
                             FunctionChangedWarning(

@@ -30,7 +30,7 @@ from zoblib.memory.memorized import (
     ValidationCallback,
     forget_verified_code,
 )
-from zoblib.memory.registry import make_store_backend
+from zoblib.memory.registry import memory_store_backend
 from zoblib.memory.store import StoreBackend
 
 
@@ -38,17 +38,22 @@ class Memory:
     """A context for caching a function's return values, keyed by its arguments.
 
     Each cached call is one zoblib archive (``zoblib.load`` opens it) with a small metadata
-    document, under ``<location>/zoblib/<module>/<function>/<argument hash>/``. Big arrays come
-    back memory-mapped with ``mmap_mode='r'`` without being read.
+    document, under ``<location>/zoblib/<module>/<function>/<argument hash>/``; the store's
+    folder, ``store_backend.location``, is ``<location>/zoblib`` (joblib's is
+    ``<location>/joblib``). Big arrays come back memory-mapped with ``mmap_mode='r'`` without
+    being read.
 
     Parameters
     ----------
     location : str, os.PathLike, URL or None
         The cache's folder, or the URL of an fsspec file system (``s3://bucket/prefix``,
-        ``memory://name``; ``file://`` URLs are local folders). ``None`` caches nothing: cached
-        functions call straight through.
+        ``memory://name``; ``file://`` URLs are local folders; ``~`` is expanded). ``None``
+        caches nothing: cached functions call straight through, as they do (with a warning)
+        for a location of any other type. A store object is used as it is.
     backend : str, default 'local'
         The store backend's name (see :func:`register_store_backend`); URLs use ``'fsspec'``.
+        An unknown name raises :class:`~zoblib.errors.UnknownStoreBackendError`, a
+        ``TypeError`` as in joblib (and a ``ValueError``).
     mmap_mode : {None, 'r', 'r+', 'c'}
         How cached arrays are loaded: ``None`` reads them into memory; ``'r'`` returns
         ``np.memmap`` for uncompressed arrays and :class:`~zoblib.LazyArray` for compressed
@@ -57,13 +62,14 @@ class Memory:
         Compression of stored results, as ``zoblib.dump``'s ``compress``.
     verbose : int, default 1
         joblib's messages: 1 prints each computation, 2 each load too, more prints timings.
-    bytes_limit : int or str, optional
-        Largest size of the cache (``'10G'`` works), enforced after each write by deleting the
-        least recently used entries (the entry just written is kept).
     backend_options : dict, optional
         Options of the store backend: ``container`` (``'zarr'``, the default, or ``'zip'``),
         ``fsync`` and ``verify`` (check memory-mapped results on every hit) for the local store;
         fsspec's storage options for URLs.
+    bytes_limit : int or str, optional
+        Largest size of the cache (``'10G'`` works), enforced after each write by deleting the
+        least recently used entries (the entry just written is kept). Keyword-only: joblib 1.6
+        has no such parameter, and its sixth positional one is ``backend_options``.
     items_limit : int, optional
         Largest number of entries, enforced after each write like ``bytes_limit``.
     age_limit : datetime.timedelta, optional
@@ -81,14 +87,14 @@ class Memory:
 
     def __init__(
         self,
-        location: str | os.PathLike[str] | None = None,
+        location: str | os.PathLike[str] | StoreBackend | None = None,
         backend: str = "local",
         mmap_mode: str | None = None,
         compress: Any = False,
         verbose: int = 1,
-        bytes_limit: int | str | None = None,
         backend_options: Mapping[str, Any] | None = None,
         *,
+        bytes_limit: int | str | None = None,
         items_limit: int | None = None,
         age_limit: datetime.timedelta | None = None,
     ) -> None:
@@ -103,8 +109,8 @@ class Memory:
         self.timestamp = time.time()
         self.limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
         self.bytes_limit = bytes_limit
-        self.store_backend: StoreBackend | None = (
-            None if location is None else make_store_backend(backend, location, self.backend_options)
+        self.store_backend: StoreBackend | None = memory_store_backend(
+            backend, location, self.backend_options
         )
         self._enforcer = (
             LimitEnforcer(self.store_backend, self.limits)

@@ -8,17 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from zoblib.logger import format_time
 from zoblib.memory.keys import display_name, unwrap_callable
 
 #: Longest formatted argument in a "Calling" message before it is cut (joblib's limits).
 _ARGUMENT_LIMIT = 1500
 _ARGUMENT_KEPT = 700
-
-
-def format_time(seconds: float) -> str:
-    """``'12.3s, 0.2min'``, as joblib's ``format_time``."""
-    seconds = max(seconds, 0.0)
-    return f"{seconds:.1f}s, {seconds / 60.0:.1f}min"
 
 
 def _format_argument(value: Any) -> str:
@@ -63,15 +58,18 @@ def duration_message(func: Callable[..., Any], seconds: float, context: str = ""
 
 
 def loading_message(
-    func: Callable[..., Any],
+    name: str,
     metadata: Mapping[str, Any] | None,
     since_start: float | None,
     verbose: int,
     location: str,
 ) -> str:
-    """``'[Memory]0.0s, 0.0min: Loading f(x=1)...'`` (with the entry's path when verbose >= 10)."""
+    """``'[Memory]0.0s, 0.0min: Loading f(x=1)...'`` (with the entry's path when verbose >= 10).
+
+    ``name`` is the function's name as :func:`~zoblib.memory.keys.display_name` gives it.
+    """
     elapsed = f"{format_time(since_start): <16}" if since_start is not None else ""
-    signature = display_name(func)
+    signature = name
     if metadata is not None and isinstance(metadata.get("input_args"), dict):
         signature += "({})".format(", ".join(f"{k}={v}" for k, v in metadata["input_args"].items()))
     message = f"[Memory]{elapsed}: Loading {signature}"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from zoblib.errors import UnknownStoreBackendError
-from zoblib.memory.local_store import LocalStoreBackend
+from zoblib.errors import CacheWarning, UnknownStoreBackendError
+from zoblib.memory.local_store import STORE_FOLDER_NAME, LocalStoreBackend
 from zoblib.memory.store import StoreBackend
 
 
@@ -41,7 +42,8 @@ def register_store_backend(backend_name: str, backend: type[StoreBackend]) -> No
     Raises
     ------
     ValueError
-        If ``backend_name`` is not a string or ``backend`` is not a ``StoreBackend`` subclass.
+        If ``backend_name`` is not a string or ``backend`` is not a ``StoreBackend`` subclass
+        (joblib's errors and messages).
 
     Examples
     --------
@@ -53,9 +55,11 @@ def register_store_backend(backend_name: str, backend: type[StoreBackend]) -> No
     True
     """
     if not isinstance(backend_name, str):
-        raise ValueError(f"backend_name must be a string, got {backend_name!r}")
+        raise ValueError(f"Store backend name should be a string, {backend_name!r} given.")
     if not (isinstance(backend, type) and issubclass(backend, StoreBackend)):
-        raise ValueError(f"backend must be a subclass of zoblib.memory.StoreBackend, got {backend!r}")
+        raise ValueError(
+            f"Store backend should inherit StoreBackendBase (zoblib.memory.StoreBackend), {backend!r} given."
+        )
     _backends[backend_name] = backend
 
 
@@ -67,14 +71,21 @@ def is_url(location: str) -> bool:
 def make_store_backend(
     backend: str | StoreBackend, location: Any, backend_options: Mapping[str, Any] | None
 ) -> StoreBackend:
-    """The store for ``Memory(location, backend=..., backend_options=...)``.
+    """The store whose own folder is ``location`` (a path, a URL or a store, used as it is).
 
     A URL location goes to the fsspec backend when ``backend`` is the default ``'local'``,
-    except ``file://`` URLs, which are local paths (so results can be memory-mapped).
+    except ``file://`` URLs, which are local paths (so results can be memory-mapped). A ``~``
+    is expanded, as joblib does.
+
+    Raises
+    ------
+    UnknownStoreBackendError
+        If no backend is registered under ``backend`` (also a ``TypeError``, as joblib's).
+    TypeError
+        If ``location`` is neither a path, a URL nor a store.
     """
     if isinstance(backend, StoreBackend):
         return backend
-    options = dict(backend_options or {})
     if isinstance(location, StoreBackend):
         return location
     location = os.fspath(location) if isinstance(location, os.PathLike) else location
@@ -85,15 +96,49 @@ def make_store_backend(
             location = location[len("file://") :]
         else:
             backend = "fsspec"
+    if not is_url(location):
+        location = os.path.expanduser(location)
     try:
         factory = _backends[backend]
     except KeyError:
         known = ", ".join(sorted(_backends))
         raise UnknownStoreBackendError(
-            f"unknown store backend {backend!r}; known backends: {known} "
-            "(register others with zoblib.register_store_backend)"
+            f"Unknown location {location} or backend {backend}: no store backend is registered "
+            f"as {backend!r}; known backends: {known} (register others with "
+            "zoblib.register_store_backend)"
         ) from None
-    store = factory(location, **options)
+    store = factory(location, **dict(backend_options or {}))
     if not isinstance(store, StoreBackend):
         raise TypeError(f"store backend {backend!r} made {store!r}, which is not a StoreBackend")
     return store
+
+
+def memory_store_backend(
+    backend: str, location: Any, backend_options: Mapping[str, Any] | None
+) -> StoreBackend | None:
+    """The store of ``Memory(location, backend=..., backend_options=...)``, or None.
+
+    A path or URL is the user's cache folder: the store's own folder is its ``zoblib``
+    subfolder (joblib's is ``joblib``), so both libraries can share a location. ``None`` gives
+    no store; so does a location of any other type, with joblib's warning.
+    """
+    if location is None or isinstance(location, StoreBackend):
+        return location
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
+    if not isinstance(location, str):
+        warnings.warn(
+            CacheWarning(
+                f"Instantiating a backend using a {type(location).__name__} as a location is "
+                "not supported by zoblib. Returning None instead."
+            ),
+            stacklevel=3,
+        )
+        return None
+    return make_store_backend(backend, _join(location, STORE_FOLDER_NAME), backend_options)
+
+
+def _join(location: str, name: str) -> str:
+    if is_url(location):
+        return f"{location.rstrip('/')}/{name}"
+    return os.path.join(location, name)

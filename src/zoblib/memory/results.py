@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pprint
+import time
 from typing import Any
 
+from zoblib.memory import messages
 from zoblib.memory.maintenance import maintenance_errors
+from zoblib.memory.registry import make_store_backend
 from zoblib.memory.store import EntryNotFoundError, EntryUnreadableError, StoreBackend
 
 
@@ -14,39 +18,100 @@ class MemorizedResult:
 
     Send it to another process or keep it; :meth:`get` loads the value from the store.
 
+    Parameters
+    ----------
+    location : str, os.PathLike or StoreBackend
+        The store's location, as ``store_backend.location`` gives it (``<cache>/zoblib`` for
+        ``Memory("<cache>")``), or the store itself.
+    call_id : tuple of str
+        ``(func_id, args_id)``: the cached function's id and the hash of the call.
+    backend : str, default 'local'
+        The store backend's name, when ``location`` is a path or URL.
+    mmap_mode : {None, 'r', 'r+', 'c'}
+        How :meth:`get` loads arrays (see ``zoblib.load``).
+    verbose : int, default 0
+        With more than 1, :meth:`get` prints joblib's "Loading" message.
+    timestamp : float, optional
+        When the ``Memory`` was made, for the elapsed time in messages.
+    metadata : dict, optional
+        The entry's metadata, when known; otherwise it is read from the store on first use.
+
     Attributes
     ----------
-    func_id : str
+    func_id, func : str
         The cached function's id (``<module>/<qualified name>``).
-    args_id : str
+    args_id, argument_hash : str
         The hash naming the call's entry.
-    location : str
-        The cache's location.
-    mmap_mode : str or None
-        How :meth:`get` loads arrays (see ``zoblib.load``).
+    store_backend : StoreBackend
+        The store holding the entry.
+
+    Examples
+    --------
+    >>> from zoblib.memory import Memory
+    >>> memory = Memory(tmp_path / "cache", verbose=0)
+    >>> reference = memory.cache(abs).call_and_shelve(-3)
+    >>> again = MemorizedResult(reference.store_backend.location, (reference.func_id, reference.args_id))
+    >>> again.get()
+    3
     """
 
     def __init__(
         self,
+        location: str | os.PathLike[str] | StoreBackend,
+        call_id: tuple[str, str],
+        backend: str = "local",
+        mmap_mode: str | None = None,
+        verbose: int = 0,
+        timestamp: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        func_id, args_id = call_id
+        self._call_id = (func_id, args_id)
+        self.store_backend = make_store_backend(backend, location, None)
+        self.mmap_mode = mmap_mode
+        self.verbose = verbose
+        self.timestamp = timestamp
+        self._metadata = metadata
+
+    @classmethod
+    def from_store(
+        cls,
         store: StoreBackend,
         func_id: str,
         args_id: str,
         *,
         mmap_mode: str | None = None,
         verbose: int = 0,
+        timestamp: float | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self.store_backend = store
-        self.func_id = func_id
-        self.args_id = args_id
-        self.mmap_mode = mmap_mode
-        self.verbose = verbose
-        self._metadata = metadata
+    ) -> MemorizedResult:
+        """The reference to the entry ``args_id`` of ``func_id`` in ``store`` (what caching uses)."""
+        return cls(
+            store,
+            (func_id, args_id),
+            mmap_mode=mmap_mode,
+            verbose=verbose,
+            timestamp=timestamp,
+            metadata=metadata,
+        )
+
+    @property
+    def func_id(self) -> str:
+        return self._call_id[0]
 
     @property
     def func(self) -> str:
         """The cached function's id (joblib's name for it)."""
-        return self.func_id
+        return self._call_id[0]
+
+    @property
+    def args_id(self) -> str:
+        return self._call_id[1]
+
+    @property
+    def argument_hash(self) -> str:
+        """The hash of the call's arguments (``args_id``, under the name joblib documents)."""
+        return self._call_id[1]
 
     @property
     def location(self) -> str:
@@ -64,6 +129,7 @@ class MemorizedResult:
 
     @property
     def duration(self) -> float | None:
+        """How long the computation took, in seconds (None if unknown)."""
         value = self.metadata.get("duration")
         return float(value) if isinstance(value, (int, float)) else None
 
@@ -75,15 +141,20 @@ class MemorizedResult:
         KeyError
             If the entry was cleared, evicted or damaged since (as joblib does).
         """
+        store = self.store_backend
+        where = store.entry_location(self.func_id, self.args_id)
+        if self.verbose > 1:
+            since_start = None if self.timestamp is None else time.time() - self.timestamp
+            name = self.func_id.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+            print(messages.loading_message(name, self.metadata, since_start, self.verbose, where))
         try:
-            value = self.store_backend.load_output(self.func_id, self.args_id, self.mmap_mode)
+            value = store.load_output(self.func_id, self.args_id, self.mmap_mode)
         except (EntryNotFoundError, EntryUnreadableError) as exc:
-            where = self.store_backend.entry_location(self.func_id, self.args_id)
             raise KeyError(
                 "Error while trying to load a MemorizedResult's value. It seems that this folder "
                 f"is corrupted or was cleared: {where}"
             ) from exc
-        self.store_backend.touch(self.func_id, self.args_id)
+        store.touch(self.func_id, self.args_id)
         return value
 
     def clear(self) -> None:
@@ -102,6 +173,12 @@ class MemorizedResult:
             f'{type(self).__name__}(location="{self.location}", func="{self.func_id}", '
             f'args_id="{self.args_id}")'
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # As joblib: the timestamp is this process's, meaningless elsewhere.
+        state = self.__dict__.copy()
+        state["timestamp"] = None
+        return state
 
 
 class NotMemorizedResult:

@@ -2,8 +2,8 @@
 
 Settings live in a :class:`contextvars.ContextVar`, so nested blocks override the keys they set
 and inherit the others, and a block in one thread does not leak into another. Inside a worker,
-the tasks of a call run under a nested configuration: inner calls default to threads and a
-fair share of the CPUs (see :func:`worker_context`).
+the tasks of a call run under a nested configuration: inner calls default to threads (one level
+down, sequential deeper) and a fair share of the CPUs (see :func:`worker_context`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from zoblib.errors import BackendOptionError
 from zoblib.parallel.cpu import cpu_count
 
 if TYPE_CHECKING:
@@ -105,21 +106,48 @@ def available_cpus() -> int:
     return share.cpus if share is not None else cpu_count()
 
 
-def resolve_n_jobs(n_jobs: int) -> int:
-    """Turn joblib's ``n_jobs`` (``-1`` all CPUs, ``-2`` all but one...) into a worker count.
+def convert_n_jobs(n_jobs: object) -> int:
+    """Turn ``n_jobs`` into an int as joblib does: ``int(n_jobs)`` (``'2'`` and ``2.3`` give 2).
 
     Raises
     ------
     ValueError
-        For ``n_jobs=0`` or a value that is not an integer.
+        For a string that is not an integer (``'2.3'``, ``'all'``).
+    TypeError
+        For a value ``int()`` does not take (a list, say).
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
-        raise ValueError(f"n_jobs must be an integer or None, got {n_jobs!r}")
-    if n_jobs == 0:
-        raise ValueError("n_jobs == 0 has no meaning: use n_jobs=1 to run in this process")
-    if n_jobs < 0:
-        return max(available_cpus() + 1 + n_jobs, 1)
-    return n_jobs
+    if type(n_jobs) is int:
+        return n_jobs
+    try:
+        return int(cast(Any, n_jobs))
+    except ValueError:
+        raise ValueError(
+            f"n_jobs could not be converted to int: got {n_jobs!r}; give an integer or None"
+        ) from None
+    except TypeError:
+        raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}") from None
+
+
+def resolve_n_jobs(n_jobs: object) -> int:
+    """Turn joblib's ``n_jobs`` (``-1`` all CPUs, ``-2`` all but one...) into a worker count.
+
+    ``n_jobs`` is first converted with :func:`convert_n_jobs`.
+
+    Raises
+    ------
+    ValueError
+        For ``n_jobs=0`` (or a float below 1, such as ``0.5``) or a string that is not an
+        integer.
+    """
+    count = convert_n_jobs(n_jobs)
+    if count == 0:
+        raise ValueError(
+            f"n_jobs == 0 in Parallel has no meaning (got n_jobs={n_jobs!r}): use n_jobs=1 to "
+            "run in this process, -1 for all CPUs"
+        )
+    if count < 0:
+        return max(available_cpus() + 1 + count, 1)
+    return count
 
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -158,12 +186,18 @@ class parallel_config:  # lowercase: joblib's name
     n_jobs, verbose, temp_folder, max_nbytes, mmap_mode, prefer, require
         As for :class:`~zoblib.Parallel`.
     inner_max_num_threads
-        Threads that BLAS/OpenMP libraries may use in each worker process (default: the CPUs
-        divided by the number of workers).
+        Threads that BLAS/OpenMP libraries may use in each worker process, set even over the
+        caller's own ``OMP_NUM_THREADS`` and kin (default: ``max(cpu_count() // n_jobs, 1)``,
+        unless the caller set the variable). Only backends that set their workers'
+        environment before they start take it (``'loky'``); others raise
+        :class:`~zoblib.errors.BackendOptionError`.
     progress_bar
         Show a progress bar on standard error.
     **backend_params
-        Passed to the backend's factory when ``backend`` is a name.
+        Passed to the backend's factory when ``backend`` is a name: ``initializer`` and
+        ``initargs`` (run once in each worker process of ``'loky'`` and
+        ``'multiprocessing'``), ``idle_worker_timeout`` (``'loky'``), ``maxtasksperchild``
+        and ``context`` (``'multiprocessing'``).
 
     Examples
     --------
@@ -266,9 +300,15 @@ class parallel_backend(parallel_config):  # lowercase: joblib's name
         from zoblib.parallel.registry import make_backend
 
         merged = super().__enter__()
-        backend = merged["backend"]
-        if isinstance(backend, str):
-            backend = make_backend(backend, **merged.get("backend_params", {}))
+        try:
+            backend = merged["backend"]
+            if isinstance(backend, str):
+                backend = make_backend(backend, **merged.get("backend_params", {}))
+        except BaseException:
+            # The with statement does not call __exit__ when __enter__ raises: undo it here,
+            # or the block's settings would stay active for every later call.
+            super().__exit__(None, None, None)
+            raise
         return backend, merged["n_jobs"]
 
 
@@ -276,8 +316,10 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     from zoblib.parallel.arrays import memmap_mode
     from zoblib.parallel.registry import check_backend
 
-    if settings.get("backend") is not None:
-        check_backend(settings["backend"])
+    backend = settings.get("backend")
+    if backend is not None:
+        check_backend(backend)
+    _check_backend_options(backend, settings.get("backend_params", {}), settings.get("inner_max_num_threads"))
     if settings.get("n_jobs") is not None:
         resolve_n_jobs(settings["n_jobs"])
     check_choice("prefer", settings.get("prefer"), PREFER_VALUES)
@@ -287,16 +329,48 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
         memmap_mode(settings["mmap_mode"])
 
 
+def _check_backend_options(
+    backend: str | ParallelBackendBase | None, params: Mapping[str, Any], inner_threads: int | None
+) -> None:
+    """Refuse options that could not reach a backend, as joblib refuses them."""
+    from zoblib.parallel.registry import make_backend
+
+    if backend is None:
+        if inner_threads is not None or params:
+            given = sorted(params) + (["inner_max_num_threads"] if inner_threads is not None else [])
+            raise BackendOptionError(
+                "inner_max_num_threads and other constructor parameters backend_params are only "
+                f"supported when backend is not None: got {', '.join(given)} without a backend; "
+                "name the backend, as in parallel_config('loky', inner_max_num_threads=1)"
+            )
+        return
+    if params and not isinstance(backend, str):
+        raise BackendOptionError(
+            "Constructor parameters backend_params are only supported when backend is a "
+            f"string: got {', '.join(sorted(params))} with the backend object {backend!r}; "
+            "pass them to its constructor instead"
+        )
+    if inner_threads is not None:
+        made = make_backend(backend, **params)
+        if not made.supports_worker_env:
+            raise BackendOptionError(
+                f"{type(made).__name__} does not accept setting the inner_max_num_threads "
+                f"argument: the {made.name!r} backend cannot set thread limits in its workers "
+                "before they import their libraries; use the 'loky' backend"
+            )
+
+
 @contextmanager
 def worker_context(inherited: Mapping[str, Any], share: WorkerShare) -> Iterator[None]:
     """Run a worker's tasks under the configuration their own ``Parallel`` calls should see.
 
-    Inner calls default to the threading backend, and ``n_jobs=-1`` there means the worker's
-    share of the CPUs (``share.cpus``) rather than the whole machine: nested calls do not
-    oversubscribe the cores.
+    As joblib's backends do, inner calls default to the threading backend one level down and
+    to the sequential one deeper (threads in threads in threads only add overhead); ``n_jobs=-1``
+    there means the worker's share of the CPUs (``share.cpus``) rather than the whole machine:
+    nested calls do not oversubscribe the cores.
     """
     nested = {key: value for key, value in inherited.items() if key in INHERITED_IN_WORKERS}
-    nested["backend"] = "threading"
+    nested["backend"] = "threading" if share.nesting_level <= 1 else "sequential"
     config_token = _config.set(MappingProxyType(nested))
     share_token = _worker_share.set(share)
     try:

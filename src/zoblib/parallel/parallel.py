@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import multiprocessing.context
 import os
+import threading
+import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Sized
-from types import TracebackType
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
+from zoblib.errors import ZoblibWarning
 from zoblib.parallel.arrays import memmap_mode
 from zoblib.parallel.backends.base import ParallelBackendBase
 from zoblib.parallel.batching import check_batch_size, parse_pre_dispatch
@@ -23,9 +28,11 @@ from zoblib.parallel.config import (
     WorkerShare,
     available_cpus,
     check_choice,
+    convert_n_jobs,
     get_active_config,
     is_default,
     parse_nbytes,
+    resolve_n_jobs,
     setting,
     worker_share,
 )
@@ -33,19 +40,12 @@ from zoblib.parallel.delayed import check_task
 from zoblib.parallel.progress import Progress
 from zoblib.parallel.registry import default_backend_name, make_backend
 from zoblib.parallel.run import CallPlan, CallRun
+from zoblib.parallel.threadlimits import thread_limit_env
 from zoblib.parallel.worker import WorkerSetup
 
 ReturnAs = Literal["list", "generator", "generator_unordered"]
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 RETURN_AS_VALUES = ("list", "generator", "generator_unordered")
-#: Environment variables that cap the thread pools of BLAS, OpenMP and numexpr in workers.
-THREAD_LIMIT_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 
 class Parallel:
@@ -56,11 +56,14 @@ class Parallel:
     n_jobs
         Number of workers. ``-1`` uses all CPUs (see :func:`~zoblib.cpu_count`), ``-2`` all but
         one, and so on. ``None`` means 1 unless a ``parallel_config`` block sets it. With one
-        worker the tasks run in the calling thread.
+        worker the tasks run in the calling thread. Converted with ``int()`` as joblib does
+        (``'2'`` and ``2.3`` mean 2; ``'2.3'`` raises ``ValueError``).
     backend
         ``'loky'`` (default: reusable worker processes), ``'multiprocessing'``,
         ``'threading'``, ``'sequential'``, a name registered with
-        :func:`~zoblib.register_parallel_backend`, or a backend object.
+        :func:`~zoblib.register_parallel_backend`, a backend object, or a
+        :mod:`multiprocessing` context (``multiprocessing.get_context('spawn')``: the
+        ``'multiprocessing'`` backend with that start method).
     return_as
         ``'list'``: a list of the results in input order. ``'generator'``: yield them in input
         order as they come. ``'generator_unordered'``: yield them as they finish.
@@ -68,7 +71,8 @@ class Parallel:
         Print progress messages to standard error; more the higher (joblib's levels).
     timeout
         Seconds a task (a batch of tasks) may run; longer raises
-        :class:`~zoblib.ParallelTimeoutError` (a ``TimeoutError``). Ignored with one worker.
+        :class:`~zoblib.ParallelTimeoutError` (a ``multiprocessing.TimeoutError``, as joblib
+        raises, and a ``TimeoutError``). Ignored, with a warning, with one worker.
     pre_dispatch
         Batches kept in flight: an int, ``'all'``, or an expression such as
         ``'2 * n_jobs'``.
@@ -96,6 +100,18 @@ class Parallel:
         Return array results that came back by reference (larger than ``max_nbytes``, from
         process workers) as ``np.memmap`` (private, writable copy-on-write maps of the files the
         workers wrote) instead of ordinary arrays; both cost no copy of the data.
+    **backend_kwargs
+        Options for the backend, as joblib's ``backend_kwargs``: ``initializer`` and
+        ``initargs`` (``initializer(*initargs)`` runs once in each worker process of
+        ``'loky'`` and ``'multiprocessing'``), ``idle_worker_timeout`` (``'loky'``),
+        ``maxtasksperchild`` (``'multiprocessing'``). The thread and sequential backends
+        ignore them, with a warning.
+
+    Raises
+    ------
+    ValueError
+        For ``n_jobs=0`` or one ``int()`` cannot read, unknown ``prefer``/``require``/
+        ``return_as`` values, and ``prefer='processes'`` with ``require='sharedmem'``.
 
     Examples
     --------
@@ -108,7 +124,7 @@ class Parallel:
     def __init__(
         self,
         n_jobs: int | None = NONE_DEFAULT,
-        backend: str | ParallelBackendBase | None = NONE_DEFAULT,
+        backend: str | ParallelBackendBase | multiprocessing.context.BaseContext | None = NONE_DEFAULT,
         return_as: ReturnAs = "list",
         verbose: int = VERBOSE_DEFAULT,
         timeout: float | None = None,
@@ -122,15 +138,14 @@ class Parallel:
         *,
         progress_bar: bool = FALSE_DEFAULT,
         return_memmaps: bool = False,
+        **backend_kwargs: Any,
     ) -> None:
         self.prefer = setting("prefer", prefer)
         self.require = setting("require", require)
-        check_choice("prefer", self.prefer, PREFER_VALUES)
-        check_choice("require", self.require, REQUIRE_VALUES)
-        self.backend = _choose_backend(backend, self.prefer, self.require)
+        self.backend = _choose_backend(backend, self.prefer, self.require, backend_kwargs)
         chosen_n_jobs = setting("n_jobs", n_jobs)
-        self.n_jobs = self.backend.default_n_jobs if chosen_n_jobs is None else chosen_n_jobs
-        self.backend.effective_n_jobs(self.n_jobs)  # reject n_jobs=0 now, not at call time
+        self.n_jobs = convert_n_jobs(self.backend.default_n_jobs if chosen_n_jobs is None else chosen_n_jobs)
+        resolve_n_jobs(self.n_jobs)  # reject n_jobs=0 now, not at call time
         check_choice("return_as", return_as, RETURN_AS_VALUES)
         self.return_as = return_as
         self.verbose = int(setting("verbose", verbose))
@@ -153,7 +168,10 @@ class Parallel:
             key: value for key, value in get_active_config().items() if key in INHERITED_IN_WORKERS
         }
         self._keep_workers = False
-        self._running = False
+        # The call under way (a token per call, so a late clean-up of an earlier call's
+        # generator cannot end the next one), or None; joblib takes its lock to check it.
+        self._running: object | None = None
+        self._running_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_jobs={self.n_jobs}, backend={self.backend.name!r})"
@@ -162,7 +180,7 @@ class Parallel:
 
     def __enter__(self) -> Parallel:
         """Start the workers once for every call made inside the ``with`` block."""
-        n_jobs = self.backend.effective_n_jobs(self.n_jobs)
+        n_jobs = self._effective_workers()
         if n_jobs > 1:
             self.backend.start(n_jobs, self._worker_env(n_jobs))
         self._keep_workers = True
@@ -197,12 +215,41 @@ class Parallel:
         ParallelTimeoutError
             If a task ran longer than ``timeout``.
         """
-        if self._running:
-            raise RuntimeError(
-                "this Parallel object is already running a call (a generator not exhausted "
-                "yet?); use another Parallel object for concurrent calls"
-            )
+        call = self._claim()
+        try:
+            return self._start_call(iterable, call)
+        except BaseException:
+            self._call_ended(call)
+            raise
+
+    def _claim(self) -> object:
+        """Mark a call as under way, or raise joblib's error if one is (a generator's)."""
+        with self._running_lock:
+            if self._running is not None:
+                message = "This Parallel instance is already running !"
+                if self.return_as != "list":
+                    message += (
+                        " Before submitting new tasks, you must wait for the completion of all "
+                        "the previous tasks, or clean all references to the output generator."
+                    )
+                raise RuntimeError(message)
+            call = object()
+            self._running = call
+            return call
+
+    def _call_ended(self, call: object) -> None:
+        with self._running_lock:
+            if self._running is call:
+                self._running = None
+
+    def _effective_workers(self) -> int:
         n_jobs = self.backend.effective_n_jobs(self.n_jobs)
+        if n_jobs < 1:
+            raise RuntimeError(f"{type(self.backend).__name__} has no active worker.")
+        return n_jobs
+
+    def _start_call(self, iterable: Iterable[Any], call: object) -> Any:
+        n_jobs = self._effective_workers()
         total = len(iterable) if isinstance(iterable, Sized) else None
         progress = Progress(
             verbose=self.verbose,
@@ -211,15 +258,24 @@ class Parallel:
             total=total,
         )
         if n_jobs == 1:
+            if self.timeout is not None:
+                warnings.warn(
+                    "The backend class 'SequentialBackend' does not support timeout. You have "
+                    f"set 'timeout={self.timeout}' in Parallel but the 'timeout' parameter will "
+                    "not be used (the tasks run one by one in this process).",
+                    ZoblibWarning,
+                    stacklevel=3,
+                )
             progress.begin("Running the tasks sequentially in this process.")
-            results = self._run_inline(iterable, progress)
+            results = self._run_inline(iterable, progress, call)
+            # A generator dropped before its first next() never runs its finally.
+            weakref.finalize(results, self._call_ended, call)
         else:
             progress.begin(f"Using backend {self.backend.name} with {n_jobs} concurrent workers.")
-            results = self._run_pool(iterable, n_jobs, progress)
+            results = self._run_pool(iterable, n_jobs, progress, call)
         return list(results) if self.return_as == "list" else results
 
-    def _run_inline(self, iterable: Iterable[Any], progress: Progress) -> Iterator[Any]:
-        self._running = True
+    def _run_inline(self, iterable: Iterable[Any], progress: Progress, call: object) -> Iterator[Any]:
         completed = False
         try:
             for index, task in enumerate(iterable):
@@ -230,10 +286,12 @@ class Parallel:
             progress.set_total(progress.done)
             completed = True
         finally:
-            self._running = False
+            self._call_ended(call)
             progress.finish(completed)
 
-    def _run_pool(self, iterable: Iterable[Any], n_jobs: int, progress: Progress) -> Iterator[Any]:
+    def _run_pool(
+        self, iterable: Iterable[Any], n_jobs: int, progress: Progress, call: object
+    ) -> Iterator[Any]:
         plan = CallPlan(
             backend=self.backend,
             n_jobs=n_jobs,
@@ -252,16 +310,12 @@ class Parallel:
             ),
             keep_workers=self._keep_workers,
         )
-        run = CallRun(plan, iterable, progress, on_close=self._call_ended)
-        self._running = True
+        run = CallRun(plan, iterable, progress, on_close=functools.partial(self._call_ended, call))
         run.start()
         results = _unordered(run) if self.return_as == "generator_unordered" else _ordered(run)
         # A generator dropped before its first next() never runs its finally: end the call then.
         weakref.finalize(results, run.close, False)
         return results
-
-    def _call_ended(self) -> None:
-        self._running = False
 
     def _share(self, n_jobs: int) -> WorkerShare:
         outer = worker_share()
@@ -269,9 +323,8 @@ class Parallel:
         return WorkerShare(nesting_level=level + 1, cpus=max(1, available_cpus() // n_jobs))
 
     def _worker_env(self, n_jobs: int) -> dict[str, str]:
-        threads = self._inner_threads or self._share(n_jobs).cpus
-        # A limit the user exported already is theirs to keep.
-        return {name: str(threads) for name in THREAD_LIMIT_VARIABLES if name not in os.environ}
+        explicit = self._inner_threads if self.backend.supports_worker_env else None
+        return thread_limit_env(self._share(n_jobs).cpus, explicit)
 
 
 def _ordered(run: CallRun) -> Iterator[Any]:
@@ -322,16 +375,30 @@ def effective_n_jobs(n_jobs: int | None = -1) -> int:
     >>> effective_n_jobs(-1) == cpu_count()
     True
     """
-    backend = _choose_backend(None, None, None)
+    backend = _choose_backend(None, setting("prefer", None), setting("require", None))
     chosen = setting("n_jobs", n_jobs)
     return backend.effective_n_jobs(backend.default_n_jobs if chosen is None else chosen)
 
 
 def _choose_backend(
-    backend: str | ParallelBackendBase | None, prefer: str | None, require: str | None
+    backend: str | ParallelBackendBase | multiprocessing.context.BaseContext | None,
+    prefer: str | None,
+    require: str | None,
+    options: Mapping[str, Any] = _NO_OPTIONS,
 ) -> ParallelBackendBase:
+    """Pick the backend of a call, as joblib does, with ``options`` (backend_kwargs) applied."""
+    check_choice("prefer", prefer, PREFER_VALUES)
+    check_choice("require", require, REQUIRE_VALUES)
+    if prefer == "processes" and require == "sharedmem":
+        raise ValueError(
+            "prefer == 'processes' and require == 'sharedmem' are inconsistent settings: "
+            "process workers cannot share the caller's memory; drop one of them"
+        )
+    if isinstance(backend, multiprocessing.context.BaseContext):
+        # joblib's way of choosing the start method: the context stands for the backend.
+        return make_backend("multiprocessing", context=backend, **options)
     if not is_default(backend) and backend is not None:
-        chosen = make_backend(backend)
+        chosen = _with_options(backend, {}, options)
         if require == "sharedmem" and not chosen.supports_sharedmem:
             raise ValueError(
                 f"backend {chosen.name!r} does not share memory with the caller, but "
@@ -340,13 +407,22 @@ def _choose_backend(
         return chosen
     active = get_active_config()
     if active.get("backend") is not None:
-        chosen = make_backend(active["backend"], **active.get("backend_params", {}))
+        chosen = _with_options(active["backend"], active.get("backend_params", {}), options)
         if require == "sharedmem" and not chosen.supports_sharedmem:
             return make_backend("threading")
         return chosen
     if prefer == "threads" or require == "sharedmem":
-        return make_backend("threading")
-    chosen = make_backend(default_backend_name())
+        return make_backend("threading", **options)
+    chosen = make_backend(default_backend_name(), **options)
     if prefer == "processes" and chosen.supports_sharedmem:
-        return make_backend("loky")
+        return make_backend("loky", **options)
     return chosen
+
+
+def _with_options(
+    backend: str | ParallelBackendBase, params: Mapping[str, Any], options: Mapping[str, Any]
+) -> ParallelBackendBase:
+    """Make a backend by name with its params and options, or apply options to an object."""
+    if isinstance(backend, str):
+        return make_backend(backend, **{**params, **options})
+    return make_backend(backend).with_options(options) if options else make_backend(backend)

@@ -8,7 +8,9 @@ and deletes the call's temporary folder.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
 import pickle
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sized
@@ -16,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from zoblib.errors import ParallelTimeoutError, RemoteTaskError
+from zoblib.errors import ParallelTimeoutError, RemoteTaskError, WorkerDiedError
 from zoblib.parallel import pickling
 from zoblib.parallel.backends.base import ParallelBackendBase
 from zoblib.parallel.batching import BatchSizer
@@ -96,6 +98,8 @@ class CallRun:
         self._remaining: int | None = len(tasks) if isinstance(tasks, Sized) else None
         self._tasks = iter(tasks)
         self._next_index = 0
+        self._read = 0  # tasks taken from the input so far
+        self._ready: collections.deque[list[Task]] = collections.deque()
         self._exhausted = False
         self._in_flight_limit = plan.pre_dispatch or 2 * plan.n_jobs
         self._pending: dict[Future[Any], _Batch] = {}
@@ -161,17 +165,33 @@ class CallRun:
     # -- sending ------------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        while not self._exhausted and len(self._pending) < self._in_flight_limit:
-            size = self._sizer.next_size(self._remaining)
-            tasks = list(itertools.islice(self._tasks, size))
-            for offset, task in enumerate(tasks):
-                if type(task) is not tuple or len(task) != 3:
-                    check_task(task, self._next_index + offset)  # explains what is wrong
-            if not tasks:
-                self._exhausted = True
-                self.progress.set_total(self._next_index)
-                return
-            self._submit(tasks)
+        while len(self._pending) < self._in_flight_limit:
+            if not self._ready:
+                if self._exhausted:
+                    return
+                self._read_batches()
+                continue
+            self._submit(self._ready.popleft())
+
+    def _read_batches(self) -> None:
+        """Take the next tasks from the input and cut them into batches, ready to send."""
+        size = self._sizer.next_size(self._remaining)
+        # Without a length, read a batch for every worker at once: when the input ends inside
+        # that read, its tail is cut small and spread, instead of one big last batch running on
+        # one worker while the others wait (what made 10,000 tiny tasks slower than joblib).
+        wanted = size if self._remaining is not None else size * self.plan.n_jobs
+        tasks = list(itertools.islice(self._tasks, wanted))
+        for offset, task in enumerate(tasks):
+            if type(task) is not tuple or len(task) != 3:
+                check_task(task, self._read + offset)  # explains what is wrong
+        self._read += len(tasks)
+        if len(tasks) < wanted:
+            self._exhausted = True
+            self.progress.set_total(self._read)
+            if self._remaining is None and self.plan.batch_size is None:  # a fixed size stays
+                size = max(1, math.ceil(len(tasks) / (2 * self.plan.n_jobs)))
+        for first in range(0, len(tasks), size):
+            self._ready.append(tasks[first : first + size])
 
     def _submit(self, tasks: list[Task]) -> None:
         plan = self.plan
@@ -185,15 +205,7 @@ class CallRun:
         if plan.backend.supports_sharedmem:
             future = plan.backend.submit(run_batch_local, LocalBatch(plan.setup, tasks))
         else:
-            try:
-                payload = pickling.dumps((plan.setup, tasks), self._passing)
-            except Exception as exc:
-                exc.add_note(
-                    f"(while pickling tasks {_describe(batch)} to send them to the "
-                    f"{plan.backend.name!r} workers; to share unpicklable objects, use "
-                    "prefer='threads' or require='sharedmem')"
-                )
-                raise
+            payload = pickle_batch(plan.setup, tasks, self._passing, plan.backend, _describe(batch))
             future = plan.backend.submit(run_batch_remote, payload)
         self._pending[future] = batch
 
@@ -237,35 +249,13 @@ class CallRun:
 
     def _outcome(self, future: Future[Any], batch: _Batch) -> BatchOutcome:
         try:
-            raw = future.result()
-        except BaseException as exc:
-            died = self.plan.backend.worker_failure(exc)
-            if died is None:
-                raise
+            return batch_outcome(self.plan.backend, future)
+        except WorkerDiedError as died:
             died.add_note(f"Tasks in flight included {_describe(batch)}.")
-            raise died from exc
-        if self.plan.backend.supports_sharedmem:
-            outcome: BatchOutcome = raw
-            return outcome
-        loaded: BatchOutcome = pickling.loads(raw)
-        return loaded
+            raise
 
     def _task_error(self, batch: _Batch, outcome: BatchOutcome) -> BaseException:
-        failure = outcome.failure
-        assert failure is not None
-        if failure.error is not None:
-            return failure.error  # same process: the exception object with its traceback
-        index = batch.start + failure.position
-        try:
-            error: BaseException = pickle.loads(failure.error_pickle or b"")
-        except Exception:
-            error = RemoteTaskError(f"{failure.type_name}: {failure.message}")
-        function = batch.tasks[failure.position][0]
-        error.add_note(
-            f"\nRaised by task {index} ({_name(function)}) in worker process {failure.pid}; "
-            f"the traceback in the worker:\n\n{failure.traceback_text}"
-        )
-        return error
+        return task_error(batch.start, batch.tasks, outcome)
 
     def _timeout_error(self) -> ParallelTimeoutError:
         late = [batch for batch in self._pending.values() if batch.started is not None]
@@ -282,13 +272,90 @@ class CallRun:
         )
 
 
-def _name(function: Callable[..., Any]) -> str:
+def pickle_batch(
+    setup: WorkerSetup,
+    tasks: list[Task],
+    passing: pickling.ArrayPassing | None,
+    backend: ParallelBackendBase,
+    what: str,
+) -> bytes:
+    """Pickle a batch for :func:`~zoblib.parallel.worker.run_batch_remote`.
+
+    Raises
+    ------
+    pickle.PicklingError
+        Whatever the pickler raised (``TypeError`` for a lock, what a ``__reduce__`` raises),
+        as joblib raises: callers catch that. ``what`` names the tasks in the message.
+    """
+    try:
+        return pickling.dumps((setup, tasks), passing)
+    except Exception as exc:
+        raise pickle.PicklingError(
+            f"Could not pickle the task to send it to the workers: {what} for the "
+            f"{backend.name!r} backend: {type(exc).__name__}: {exc}. To share unpicklable "
+            "objects, use prefer='threads' or require='sharedmem'."
+        ) from exc
+
+
+def batch_outcome(backend: ParallelBackendBase, future: Future[Any]) -> BatchOutcome:
+    """Return the outcome of a finished batch future of ``backend`` (unpickled if need be).
+
+    Raises
+    ------
+    WorkerDiedError
+        If the backend says a worker died running it.
+    """
+    try:
+        raw = future.result()
+    except BaseException as exc:
+        died = backend.worker_failure(exc)
+        if died is None:
+            raise
+        raise died from exc
+    if backend.supports_sharedmem:
+        outcome: BatchOutcome = raw
+        return outcome
+    loaded: BatchOutcome = pickling.loads(raw)
+    return loaded
+
+
+def task_error(start: int, tasks: list[Task], outcome: BatchOutcome) -> BaseException:
+    """Return the exception to raise for a batch whose task failed, with the worker's story.
+
+    Parameters
+    ----------
+    start
+        The index of the batch's first task in the call.
+    tasks
+        The batch's tasks.
+    outcome
+        The batch's outcome, with a failure.
+    """
+    failure = outcome.failure
+    assert failure is not None
+    if failure.error is not None:
+        return failure.error  # same process: the exception object with its traceback
+    index = start + failure.position
+    try:
+        error: BaseException = pickle.loads(failure.error_pickle or b"")
+    except Exception:
+        error = RemoteTaskError(f"{failure.type_name}: {failure.message}")
+    function = tasks[failure.position][0]
+    error.add_note(
+        f"\nRaised by task {index} ({task_name(function)}) in worker process {failure.pid}; "
+        f"the traceback in the worker:\n\n{failure.traceback_text}"
+    )
+    return error
+
+
+def task_name(function: Callable[..., Any]) -> str:
+    """Name a task's function in messages: its qualified name, else its repr."""
     return getattr(function, "__qualname__", None) or repr(function)
 
 
 def _describe(batch: _Batch) -> str:
     first = batch.start
     last = batch.start + len(batch.tasks) - 1
-    names = ", ".join(dict.fromkeys(_name(task[0]) for task in batch.tasks))
+    names = ", ".join(dict.fromkeys(task_name(task[0]) for task in batch.tasks))
     span = f"task {first}" if first == last else f"tasks {first}-{last}"
     return f"{span} ({names})"

@@ -9,12 +9,13 @@ with :func:`~zoblib.register_parallel_backend`.
 from __future__ import annotations
 
 import signal
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
-from zoblib.errors import WorkerDiedError
+from zoblib.errors import WorkerDiedError, ZoblibWarning
 from zoblib.parallel.config import resolve_n_jobs
 
 A = TypeVar("A")
@@ -109,8 +110,28 @@ class ParallelBackendBase(ABC):
         """
         return None
 
+    def with_options(self, options: Mapping[str, Any]) -> ParallelBackendBase:
+        """Return this backend with ``Parallel(..., **options)`` applied (joblib's backend_kwargs).
+
+        The default takes none: it warns that they are ignored (as joblib's backends ignore the
+        ones they do not know) and returns ``self``. The built-in backends return a new backend
+        made with their options updated.
+        """
+        warn_ignored_options(self.name, options)
+        return self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def warn_ignored_options(backend: str, options: Mapping[str, Any]) -> None:
+    """Warn that the ``backend`` backend ignores ``options`` (joblib ignores them silently)."""
+    if options:
+        warnings.warn(
+            f"the {backend!r} backend ignores the option(s) {', '.join(sorted(options))}, as joblib's does",
+            ZoblibWarning,
+            stacklevel=4,
+        )
 
 
 def describe_exit_codes(exit_codes: tuple[int, ...]) -> str:

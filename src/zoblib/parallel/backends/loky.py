@@ -18,8 +18,10 @@ from zoblib.parallel.backends.base import (
     ParallelBackendBase,
     R,
     exit_codes_of,
+    warn_ignored_options,
     worker_died,
 )
+from zoblib.parallel.nesting import limit_nested_n_jobs
 
 #: Seconds an idle worker waits for new tasks before it exits.
 IDLE_WORKER_TIMEOUT = 300.0
@@ -36,10 +38,18 @@ class LokyBackend(ParallelBackendBase):
     between calls for ``idle_worker_timeout`` seconds, and a worker that dies is detected at
     once; the pool is then replaced on the next call.
 
+    Inside a ``multiprocessing`` worker, or from a thread of another ``Parallel`` call, it runs
+    the tasks in the caller with a warning instead (see :mod:`zoblib.parallel.nesting`).
+
     Parameters
     ----------
     idle_worker_timeout
         Seconds an idle worker waits for new tasks before it exits.
+    initializer, initargs
+        ``initializer(*initargs)`` runs once in each worker process when it starts. Pools are
+        reused only by calls with the same initializer and arguments.
+    **ignored
+        Other options joblib's loky backend accepts and ignores: ignored, with a warning.
     """
 
     name: ClassVar[str] = "loky"
@@ -47,11 +57,41 @@ class LokyBackend(ParallelBackendBase):
     supports_abort_running: ClassVar[bool] = True
     supports_worker_env: ClassVar[bool] = True
 
-    def __init__(self, idle_worker_timeout: float = IDLE_WORKER_TIMEOUT) -> None:
+    def __init__(
+        self,
+        idle_worker_timeout: float = IDLE_WORKER_TIMEOUT,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        **ignored: Any,
+    ) -> None:
+        if "timeout" in ignored:
+            raise ValueError(
+                "The 'timeout' parameter is not supported by the LokyBackend. Please use the "
+                "`idle_worker_timeout` parameter instead (the timeout of tasks is Parallel's "
+                "own timeout=)."
+            )
+        warn_ignored_options(self.name, ignored)
         self.idle_worker_timeout = idle_worker_timeout
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
         self._executor: Any = None
         self._processes: dict[int, Any] = {}
         self._settings: tuple[int, dict[str, str]] = (1, {})
+
+    def with_options(self, options: Mapping[str, Any]) -> LokyBackend:
+        """Return a loky backend with these options replacing this one's."""
+        if not options:
+            return self
+        current = {
+            "idle_worker_timeout": self.idle_worker_timeout,
+            "initializer": self.initializer,
+            "initargs": self.initargs,
+        }
+        return LokyBackend(**{**current, **options})
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        """Count as the base class does, but 1 (with a warning) where a pool must not start."""
+        return limit_nested_n_jobs(self.name, super().effective_n_jobs(n_jobs))
 
     def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
         """Get loky's reusable pool with ``n_jobs`` workers (a new one if the environment changed)."""
@@ -60,7 +100,13 @@ class LokyBackend(ParallelBackendBase):
 
     def _reusable_pool(self) -> Any:
         n_jobs, env = self._settings
-        pool = loky.get_reusable_executor(max_workers=n_jobs, timeout=self.idle_worker_timeout, env=env)
+        pool = loky.get_reusable_executor(
+            max_workers=n_jobs,
+            timeout=self.idle_worker_timeout,
+            env=env,
+            initializer=self.initializer,
+            initargs=self.initargs,
+        )
         _pools.add(pool)
         return pool
 

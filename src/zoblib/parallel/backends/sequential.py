@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from zoblib.parallel.backends.base import A, ParallelBackendBase, R
+from zoblib.parallel.backends.base import A, ParallelBackendBase, R, warn_ignored_options
 
 
 class SequentialBackend(ParallelBackendBase):
     """Run tasks in the calling thread: for debugging, or to switch parallelism off.
 
     ``Parallel`` runs calls with one effective job inline anyway; this backend makes that the
-    choice whatever ``n_jobs`` says.
+    choice whatever ``n_jobs`` says. Options of other backends are accepted and ignored (with
+    a warning), as joblib's sequential backend does.
     """
 
     name: ClassVar[str] = "sequential"
     supports_sharedmem: ClassVar[bool] = True
+
+    def __init__(self, **ignored: Any) -> None:
+        warn_ignored_options(self.name, ignored)
 
     def effective_n_jobs(self, n_jobs: int) -> int:
         """Return 1: one task at a time, whatever was asked."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from zoblib.parallel.backends.base import A, ParallelBackendBase, R
+from zoblib.parallel.backends.base import A, ParallelBackendBase, R, warn_ignored_options
 
 
 class ThreadingBackend(ParallelBackendBase):
@@ -15,12 +15,19 @@ class ThreadingBackend(ParallelBackendBase):
     Best for tasks that release the GIL (numpy, I/O, compiled code) or that must share
     memory (``require='sharedmem'``). A running task cannot be stopped: after an error or a
     timeout, queued tasks are cancelled and running ones finish in the background.
+
+    Parameters
+    ----------
+    **ignored
+        Options of process backends (``initializer``...): joblib's threading backend accepts
+        and ignores them; so does this one, with a warning.
     """
 
     name: ClassVar[str] = "threading"
     supports_sharedmem: ClassVar[bool] = True
 
-    def __init__(self) -> None:
+    def __init__(self, **ignored: Any) -> None:
+        warn_ignored_options(self.name, ignored)
         self._executor: ThreadPoolExecutor | None = None
         self._n_jobs = 0
 
