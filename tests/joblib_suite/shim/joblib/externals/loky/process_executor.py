@@ -1,0 +1,5 @@
+"""``joblib.externals.loky.process_executor``: the standalone ``loky``'s (zoblib's backend uses it)."""
+
+from loky.process_executor import TerminatedWorkerError
+
+__all__ = ["TerminatedWorkerError"]
