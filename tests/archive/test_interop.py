@@ -291,3 +291,15 @@ def test_padded_structs_are_raw_bytes_to_zarr_without_importing_it(tmp_path: Pat
         if isinstance(d.get("data_type"), dict)
     )
     np.testing.assert_array_equal(load_stored(path), np.zeros(20_000, dtype=dtype))
+
+
+def test_recorded_struct_dtypes_are_copies() -> None:
+    # dtype_to_json caches the form of a struct (hundreds of arrays share one): what it returns
+    # must be the caller's own, so that editing one record cannot change the next.
+    from zoblib.archive.dtypes import dtype_from_json, dtype_to_json
+
+    dtype = np.dtype([("a", "<i4"), ("b", "<f8", (2,))])
+    first = dtype_to_json(dtype)
+    first.append(["c", "<i2"])
+    second = dtype_to_json(dtype)
+    assert first != second and dtype_from_json(second) == dtype
