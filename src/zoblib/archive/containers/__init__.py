@@ -11,6 +11,7 @@ from zoblib.archive.containers.directory import DirectoryReader, DirectoryWriter
 from zoblib.archive.containers.hdf5 import Hdf5Reader, Hdf5Writer, is_hdf5
 from zoblib.archive.containers.streams import compression_of, file_head, is_raw_file, spool
 from zoblib.archive.containers.zip import ZipReader, ZipWriter
+from zoblib.archive.containers.zipframing import LOCAL_SIGNATURE
 from zoblib.errors import ArchiveError, ArchiveNotFoundError
 
 __all__ = [
@@ -75,11 +76,15 @@ def open_reader(source: str | IO[bytes]) -> ContainerReader:
             return ZipReader(spooled, name=label)
     if os.path.isdir(source):
         return DirectoryReader(source)
-    if not os.path.exists(source):
-        raise ArchiveNotFoundError(source, "no such file or directory")
-    if is_hdf5(source):
-        return Hdf5Reader(source)
-    if compression_of(file_head(source)) is not None:
+    try:
+        head = file_head(source)  # one small read tells a ZIP archive and a compressed stream
+    except FileNotFoundError:
+        raise ArchiveNotFoundError(source, "no such file or directory") from None
+    if head.startswith(LOCAL_SIGNATURE):
+        return ZipReader(source)
+    if compression_of(head) is not None:
         with open(source, "rb") as compressed, spool(compressed) as spooled:
             return ZipReader(spooled, name=source)
-    return ZipReader(source)
+    if is_hdf5(source):  # its signature may follow a user block
+        return Hdf5Reader(source)
+    return ZipReader(source)  # names what is wrong with the file

@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-_LOCAL = b"PK\x03\x04"
+#: How a ZIP file's first record, a local file header, starts.
+LOCAL_SIGNATURE = b"PK\x03\x04"
 _CENTRAL = b"PK\x01\x02"
 _ZIP64_END = b"PK\x06\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
@@ -47,7 +48,7 @@ def copy_zip_archive(read: Callable[[int], bytes], write: Callable[[bytes], obje
 
     while True:
         signature = take(4)
-        if signature == _LOCAL:
+        if signature == LOCAL_SIGNATURE:
             fields = _LOCAL_FIELDS.unpack(take(_LOCAL_FIELDS.size))
             flags, stored_size, plain_size, name_len, extra_len = fields[1], fields[6], fields[7], *fields[8:]
             extra = take(name_len + extra_len)[name_len:]
