@@ -16,6 +16,9 @@ Cases (``--size-mib`` scales all but ``many-small``; the sizes below are the def
   sensor value read back from text looks: zlib gets it to about 1/3 of its size.
 - ``mid-list``: a list of 2,000 float64 arrays of 256 KiB each (500 MiB).
 - ``many-small``: a dict of 10,000 float64 arrays of 100 items each (7.6 MiB).
+- ``forest``: a scikit-learn ``RandomForestClassifier`` of 200 fully grown trees fitted on
+  100,000 x 20 ``make_classification`` samples (about 230 MB; fitting it takes a minute or two).
+- ``dataframe``: a pandas DataFrame of 10 float64 columns (10 million rows at 1 GiB).
 
 Operations: ``dump``; ``load``; ``mmap-load`` (``load(path, mmap_mode='r')``, also on an archive of
 a quarter of the data, ``mmap-load 1/4``, to show whether its time grows with size); and
@@ -94,6 +97,8 @@ MMAP_MIN_REPEAT = 5
 SEED = 20240501
 DATAFRAME_ROWS = 10_000_000
 DATAFRAME_COLUMNS = 10
+#: Samples the ``forest`` case is fitted on at the default ``--size-mib`` (about 230 MB of trees).
+FOREST_SAMPLES = 100_000
 
 
 # ---- tools -------------------------------------------------------------------------------------
@@ -248,11 +253,14 @@ def _read_list(path: str, fraction: float) -> list[np.ndarray]:
 
 
 def _write_forest(path: str, mib: int) -> None:
-    """A scikit-learn random forest of 200 fully grown trees (about 230 MB), pickled as input."""
+    """A scikit-learn random forest of 200 fully grown trees, pickled as input: fitted on
+    100,000 samples of 20 features at the default size (about 230 MB of trees, the size of the
+    forest the issue measured), on fewer in proportion to ``--size-mib``."""
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    features, labels = make_classification(n_samples=20_000, n_features=20, random_state=SEED)
+    samples = max(FOREST_SAMPLES * mib // DEFAULT_SIZE_MIB, 2_000)
+    features, labels = make_classification(n_samples=samples, n_features=20, random_state=SEED)
     forest = RandomForestClassifier(n_estimators=200, random_state=SEED, n_jobs=-1).fit(features, labels)
     with open(path, "wb") as file:
         pickle.dump(forest, file, protocol=5)

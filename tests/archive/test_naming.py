@@ -152,7 +152,22 @@ def test_locations_follow_keys_attributes_and_state_and_survive_cycles() -> None
     value: dict[str, Any] = {"first": {"x": shared}, "layer": Layer(2), "again": shared}
     value["self"] = value
     locations = array_locations(value)
-    assert locations[memory_key(shared)] == ("first", "x")
-    assert locations[memory_key(value["layer"].b)] == ("layer", "b")
+    assert locations.path_of(shared) == ("first", "x")
+    assert locations.path_of(value["layer"].b) == ("layer", "b")
     # A fresh view over the same memory is the same array to the names.
-    assert locations[memory_key(shared[:])] == ("first", "x")
+    assert locations.path_of(shared[:]) == ("first", "x")
+    assert locations.path_of(np.ones(10)) is None
+
+
+def test_locations_match_views_of_a_buffer_made_afresh_for_each_pickle() -> None:
+    buffer = np.arange(12.0)
+
+    class FreshViews:  # as scikit-learn's Tree: its state holds new views each time
+        def __getstate__(self) -> dict[str, Any]:
+            return {"values": buffer.reshape(3, 4)}
+
+    locations = array_locations({"tree": FreshViews()})
+    view = buffer.reshape(3, 4)
+    assert memory_key(view) == memory_key(buffer.reshape(3, 4))
+    assert locations.path_of(view) == ("tree", "values")
+    assert locations.path_of(buffer) is None  # other shape: another array

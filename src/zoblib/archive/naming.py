@@ -34,13 +34,42 @@ _RESERVED = {"zarr.json", "c", ".", ".."}
 
 def memory_key(array: np.ndarray[Any, Any]) -> MemoryKey:
     """What identifies an array's values in memory, for views made afresh of the same buffer."""
-    pointer = int(array.__array_interface__["data"][0])
+    # ``ctypes.data`` reads the pointer as it is; ``__array_interface__`` would also build the
+    # dtype's descr, 20 us for a struct (the nodes of each of a forest's trees).
+    pointer = int(array.ctypes.data)
     return pointer, tuple(array.shape), tuple(array.strides), array.dtype.str
 
 
-def array_locations(value: Any) -> dict[MemoryKey, Path]:
+class ArrayLocations:
+    """The first path reaching each array of an object: by identity, else by memory.
+
+    Most arrays the pickler meets are the very objects the walk met; the memory keys (a few
+    microseconds an array) are only computed when one is not, for views made afresh.
+    """
+
+    def __init__(self, found: dict[int, tuple[np.ndarray[Any, Any], Path]]) -> None:
+        # The arrays are kept alive so that their ids are not reused while this is in use.
+        self._by_id = found
+        self._by_memory: dict[MemoryKey, Path] | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def path_of(self, array: np.ndarray[Any, Any]) -> Path | None:
+        """The first path that reaches ``array`` (or a view of the same memory), if any."""
+        entry = self._by_id.get(id(array))
+        if entry is not None and entry[0] is array:
+            return entry[1]
+        if self._by_memory is None:
+            self._by_memory = {}
+            for seen, path in self._by_id.values():
+                self._by_memory.setdefault(memory_key(seen), path)
+        return self._by_memory.get(memory_key(array))
+
+
+def array_locations(value: Any) -> ArrayLocations:
     """For every numpy array reachable in ``value``, the first path that reaches it."""
-    found: dict[MemoryKey, Path] = {}
+    found: dict[int, tuple[np.ndarray[Any, Any], Path]] = {}
     seen: set[int] = set()
     stack: list[tuple[Any, Path]] = [(value, ())]
     visits = 0
@@ -48,8 +77,8 @@ def array_locations(value: Any) -> dict[MemoryKey, Path]:
         item, path = stack.pop()
         visits += 1
         if isinstance(item, np.ndarray):
-            if item.size and not item.dtype.hasobject:
-                found.setdefault(memory_key(item), path)
+            if item.size and not item.dtype.hasobject and id(item) not in found:
+                found[id(item)] = (item, path)
             continue
         if id(item) in seen or len(path) >= MAX_DEPTH or _is_atom(item):
             continue
@@ -57,7 +86,7 @@ def array_locations(value: Any) -> dict[MemoryKey, Path]:
         children = list(_children(item))
         # Reversed onto the stack, so that the first child is walked first (pickle's order).
         stack.extend((child, (*path, key)) for key, child in reversed(children))
-    return found
+    return ArrayLocations(found)
 
 
 def _is_atom(item: Any) -> bool:
@@ -100,6 +129,8 @@ def _component(key: Any) -> Component:
 
 def safe_component(component: Component) -> str:
     """One path component as a store key segment: ``[A-Za-z0-9_.-]``, never a reserved name."""
+    if type(component) is int and component >= 0:  # a list index: digits, never reserved
+        return str(component)
     text = _UNSAFE.sub("_", str(component))[:_MAX_COMPONENT_CHARS] or "_"
     return f"_{text}" if text in _RESERVED or text.startswith("__zoblib") else text
 

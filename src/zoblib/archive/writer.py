@@ -22,7 +22,7 @@ from zoblib.archive.digests import stored_bytes_are_digested
 from zoblib.archive.dtypes import can_extract
 from zoblib.archive.hashlane import Digesting, hash_lane
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
-from zoblib.archive.naming import Path, array_locations, memory_key, node_names
+from zoblib.archive.naming import Path, array_locations, node_names
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
 from zoblib.archive.skeleton import dumps_skeleton
@@ -143,8 +143,10 @@ def _streamed_digests(arrays: list[np.ndarray[Any, Any]], options: WriteOptions)
 def _array_names(value: Any, arrays: list[np.ndarray[Any, Any]]) -> tuple[list[Path | None], list[str]]:
     """Each extracted array's path in ``value`` (if known) and its unique node name: the path,
     or the array's number where no path reaches it (a custom ``__reduce__``)."""
-    locations = array_locations(value) if arrays else {}
-    paths = [locations.get(memory_key(array)) for array in arrays]
+    if not arrays:
+        return [], []
+    locations = array_locations(value)
+    paths = [locations.path_of(array) for array in arrays]
     names = node_names(path or (index,) for index, path in enumerate(paths))
     return paths, [name or str(index) for index, name in enumerate(names)]
 
