@@ -1,4 +1,5 @@
-"""Shared fixtures: the containers an archive can live in, and the hypothesis profile."""
+"""Shared fixtures: the containers an archive can live in, a real S3 server, and the hypothesis
+profile."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import zoblib
+from s3_server import S3Server, running_s3_server
 
 # No example database: runs leave nothing behind in the working tree.
 settings.register_profile(
@@ -133,3 +135,13 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for mount_point in mounted:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3 server (moto) on loopback, started once for the session (see ``s3_server.py``)."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    pytest.importorskip("boto3")
+    with running_s3_server() as server:
+        yield server

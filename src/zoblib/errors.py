@@ -6,12 +6,17 @@ The tree::
     ├── ArchiveError(ValueError)         a file that is not a valid archive, or one we cannot read
     │   ├── ArchiveNotFoundError(FileNotFoundError)   no archive at the given path
     │   ├── ArchiveVersionError          written by a newer format version than this zoblib reads
+    │   ├── UntrustedContentError        ``load(..., safe=True)`` refused globals outside the allowlist
+    │   ├── RemoteArchiveError(OSError)  a store at a URL failed (not the file): read or write
+    │   │   ├── RemoteAccessError(PermissionError)  no, wrong or refused credentials
+    │   │   └── RemoteTimeoutError(TimeoutError)    the store did not answer, or cannot be reached
     │   └── ArchiveCorruptedError        truncated, damaged or inconsistent contents
     │       └── ChecksumError            stored bytes that do not match their checksum
     ├── ArchiveWriteError(OSError)       ``dump`` could not write (disk full, ...); the old file stays
     ├── CacheError(OSError)              ``Memory`` could not clear or evict entries (a read-only cache)
     ├── CompressionError(ValueError)     an unknown or invalid ``compress=`` value
     ├── HashingError(TypeError)          an object that cannot be hashed
+    ├── MissingProtocolError(ImportError)  the package of a URL's protocol (s3fs, gcsfs...) is missing
     ├── UnknownBackendError(ValueError)  an unknown parallel backend name
     │   └── UnknownStoreBackendError(TypeError)  an unknown ``Memory`` store backend name
     ├── WorkerDiedError(RuntimeError)    a worker process died (segfault, kill, OOM killer)
@@ -62,6 +67,43 @@ class ArchiveVersionError(ArchiveError):
 
 class ArchiveCorruptedError(ArchiveError):
     """The archive is truncated, damaged or internally inconsistent."""
+
+
+class UntrustedContentError(ArchiveError):
+    """``load(..., safe=True)`` refused a skeleton: it needs globals outside the allowlist.
+
+    ``untrusted`` lists them (``"module.QualName"``; ``"<...>"`` for what cannot be named
+    without executing the pickle, or for an operation refused as it ran), and ``allow_call``
+    is the exact call that would load the file anyway, for a user who trusts its author.
+    Nothing of the file was executed beyond allowed globals.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        problem: str,
+        untrusted: tuple[str, ...] = (),
+        allow_call: str = "",
+    ) -> None:
+        self.untrusted = untrusted
+        self.allow_call = allow_call
+        super().__init__(path, problem)
+
+
+class RemoteArchiveError(ArchiveError, OSError):
+    """An archive at a URL could not be read or written (a failure of the store, not the file)."""
+
+
+class RemoteAccessError(RemoteArchiveError, PermissionError):
+    """The store refused access: no credentials, wrong credentials or permission denied."""
+
+
+class RemoteTimeoutError(RemoteArchiveError, TimeoutError):
+    """The store did not answer in time, or could not be reached."""
+
+
+class MissingProtocolError(ZoblibError, ImportError):
+    """The package that implements a URL's protocol (s3fs, gcsfs, adlfs, fsspec) is missing."""
 
 
 class CompressionError(ZoblibError, ValueError):

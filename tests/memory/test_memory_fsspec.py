@@ -1,62 +1,29 @@
-"""Caches on fsspec file systems: ``memory://`` and a real S3 server (moto) on loopback."""
+"""Caches on fsspec file systems: ``memory://`` and the session's S3 server (moto, on loopback)."""
 
 from __future__ import annotations
 
 import pickle
-import socket
 import uuid
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from memory_helpers import Counter
 
+from s3_server import S3Server
 from zoblib.errors import CacheEntryWarning
 from zoblib.memory import MemorizedResult, Memory, MissReason
 
 fsspec = pytest.importorskip("fsspec")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket="zoblib-cache")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["memory", "s3"])
 def remote_memory(request: pytest.FixtureRequest) -> Memory:
-    name = uuid.uuid4().hex
     if request.param == "memory":
-        return Memory(f"memory://{name}", verbose=0)
-    endpoint = request.getfixturevalue("s3_endpoint")
-    options: dict[str, Any] = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-    return Memory(f"s3://zoblib-cache/{name}", verbose=0, backend_options=options)
+        return Memory(f"memory://{uuid.uuid4().hex}", verbose=0)
+    s3: S3Server = request.getfixturevalue("s3")  # the session's server (tests/conftest.py)
+    return Memory(s3.url("cache"), verbose=0, backend_options=s3.options)
 
 
 def test_hit_miss_and_listing(remote_memory: Memory, counter: Counter) -> None:

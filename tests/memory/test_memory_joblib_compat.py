@@ -183,6 +183,16 @@ def test_unknown_backend_is_a_type_error_as_in_joblib(tmp_path: Path) -> None:
     assert "known backends: fsspec, local" in str(info.value)
 
 
+def test_unknown_backend_options_are_ignored_with_a_warning_as_joblib_ignores_them(location: Path) -> None:
+    with pytest.warns(CacheWarning, match=r"ignores the backend_options compress, parameter \(it takes"):
+        memory = Memory(
+            location, verbose=0, backend_options={"parameter": "unused", "compress": 3, "fsync": True}
+        )
+    # The options the store takes still apply; the call works.
+    assert memory.store_backend.fsync is True
+    assert memory.cache(_double)(3) == 6
+
+
 @pytest.mark.parametrize("name", [None, {}, []])
 def test_register_store_backend_refuses_a_name_that_is_not_a_string(name: Any) -> None:
     with pytest.raises(ValueError, match=r"^Store backend name should be a string"):

@@ -224,3 +224,19 @@ def test_a_read_only_cache_without_gitignore_still_works(
     assert any("could not store the result" in m for m in messages), messages
     assert len(counter) == 2
     assert not (location / ".gitignore").exists()
+
+
+def test_hits_on_a_read_only_cache_load_and_are_not_counted(
+    location: Path, counter: Counter, read_only: ReadOnly
+) -> None:
+    square = _cached_square(Memory(location, verbose=0), counter)
+    square(5), square(5)  # one hit counted while writable
+    with read_only(location), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memory = Memory(location, verbose=0)
+        square = _cached_square(memory, counter)
+        for _ in range(3):
+            assert np.array_equal(square(5), np.arange(5.0) ** 2)
+        assert memory.store_backend is not None
+        assert [s.hits for s in memory.store_backend.list_entries(square.func_id)] == [1]
+    assert len(counter) == 1

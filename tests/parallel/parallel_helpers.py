@@ -225,3 +225,37 @@ def call_in_worker(function: Callable[[Any], Any], x: Any) -> tuple[str, Any, in
     except (pickle.PicklingError, AttributeError, TypeError):
         repicklable = False
     return type(function).__name__, function(x), os.getpid(), repicklable
+
+
+# -- joblib's backend contract ------------------------------------------------------------------
+
+
+def nesting_levels_seen(backend: str) -> dict[str, int | None]:
+    """The ``nesting_level`` of the backends a task's own blocks and calls get."""
+    from zoblib.parallel import parallel_backend, parallel_config
+
+    with parallel_config(backend) as config:
+        from_config = config["backend"].nesting_level
+    with parallel_backend(backend) as (made, _):
+        from_backend = made.nesting_level
+    return {
+        "parallel_config": from_config,
+        "parallel_backend": from_backend,
+        "Parallel": Parallel(n_jobs=2, backend=backend).backend.nesting_level,
+    }
+
+
+def append_then_return(log: Any, x: int) -> int:
+    log.append(f"consumed {x}")
+    return x
+
+
+def recurse_with_tblib_pickling(_: int) -> None:
+    """Recurse until RecursionError after importing distributed, which makes every traceback
+    picklable (tblib): the error's own deep traceback then fails to pickle."""
+    import distributed  # noqa: F401
+
+    def deeper(depth: int) -> int:
+        return deeper(depth + 1) + 1
+
+    deeper(0)

@@ -19,6 +19,7 @@ from parallel_helpers import (
     exit_on,
     fail_on,
     raise_unpicklable,
+    recurse_with_tblib_pickling,
     sigkill_on,
     sleep_then_return,
     square,
@@ -62,6 +63,14 @@ def test_remaining_tasks_are_cancelled(tmp_path: Path) -> None:
 def test_an_exception_that_cannot_travel_becomes_a_remote_task_error() -> None:
     with pytest.raises(RemoteTaskError, match="NeedsTwoArguments: left and right"):
         Parallel(n_jobs=2)(delayed(raise_unpicklable)(i) for i in range(2))
+
+
+def test_an_error_whose_traceback_cannot_travel_keeps_its_type() -> None:
+    # With distributed imported, tblib pickles tracebacks: a RecursionError's own thousand
+    # frames then fail to pickle; the error travels without them (its text keeps them).
+    pytest.importorskip("distributed")
+    with pytest.raises(RecursionError):
+        Parallel(n_jobs=2)(delayed(recurse_with_tblib_pickling)(i) for i in range(2))
 
 
 def test_a_result_that_cannot_be_pickled_is_reported() -> None:

@@ -33,11 +33,14 @@ def test_a_registered_backend_is_used_by_name_with_its_parameters() -> None:
 
     register_parallel_backend("recording", factory)
     assert "recording" in BACKENDS
-    with parallel_config(backend="recording", n_jobs=2, label="hello"):
+    with parallel_config(backend="recording", n_jobs=2, label="hello") as config:
         results = Parallel()(delayed(square)(i) for i in range(10))
     assert results == [i * i for i in range(10)]
-    (backend,) = made
-    assert backend.label == "hello"
+    # One backend describes the block (joblib's config["backend"]), unused; the call makes its own.
+    block, backend = made
+    assert config["backend"] is block
+    assert block.label == backend.label == "hello"
+    assert block.events == []
     assert backend.events == ["start 2", "stop"]
     assert all(isinstance(argument, bytes) for argument in backend.arguments)
 

@@ -4,14 +4,19 @@ A compressor is a numcodecs codec. ``resolve_compression`` turns any value jobli
 (``False``, ``True``, ``0``-``9``, ``'zlib'``, ``('gzip', 6)``, ...) plus ``'zstd'``, ``'blosc'``
 and registered names into a codec, or ``None`` for no compression. An integer level picks Blosc
 with byte shuffle (multithreaded, 10-30x faster than zlib): lz4 up to level 5, zstd above.
+
+joblib's own form of registration, a :class:`CompressorWrapper` around a compressed-file class
+(``bz2.BZ2File``, ``lz4.frame.LZ4FrameFile``), is accepted too: each chunk is then compressed
+as one small compressed "file" of that class (:class:`FileObjectCodec`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numcodecs
 from numcodecs.abc import Codec
@@ -21,10 +26,17 @@ from zoblib.errors import CompressionError
 CodecFactory = Callable[[int], Codec]
 DEFAULT_LEVEL = 3
 
-#: Filename endings joblib infers a compressor from, and the name they map to.
-EXTENSION_COMPRESSORS: Mapping[str, str] = types.MappingProxyType(
-    {".z": "zlib", ".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "lzma", ".lz4": "lz4"}
-)
+_EXTENSIONS: dict[str, str] = {
+    ".z": "zlib",
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".xz": "xz",
+    ".lzma": "lzma",
+    ".lz4": "lz4",
+}
+#: Filename endings a compressor is inferred from (joblib's, and those of registered
+#: :class:`CompressorWrapper` objects), and the name they map to.
+EXTENSION_COMPRESSORS: Mapping[str, str] = types.MappingProxyType(_EXTENSIONS)
 
 
 def _blosc(cname: str) -> CodecFactory:
@@ -53,7 +65,134 @@ _REGISTRY: dict[str, CodecFactory] = {
 COMPRESSORS: Mapping[str, CodecFactory] = types.MappingProxyType(_REGISTRY)
 
 
-def register_compressor(compressor_name: str, compressor: Codec | CodecFactory, force: bool = False) -> None:
+class CompressorWrapper:
+    """joblib's description of a compressor: a compressed-file class, its magic bytes, its extension.
+
+    ``register_compressor(name, CompressorWrapper(obj=bz2.BZ2File, prefix=b"BZh"))`` works as
+    it does with joblib: ``compress=name`` (or ``(name, level)``, or a filename ending in
+    ``extension``) then compresses every chunk with ``obj``. zoblib records the compressor's
+    name in the archive, so ``prefix`` is kept for joblib's sake but not needed to read it; the
+    compressor must be registered, under the same name, wherever the archive is loaded.
+
+    Parameters
+    ----------
+    obj
+        A file-object class, called as ``obj(fileobj, "wb", compresslevel=level)`` to compress
+        and ``obj(fileobj, "rb")`` to decompress, ``fileobj`` an in-memory binary file
+        (``bz2.BZ2File``, ``lz4.frame.LZ4FrameFile``). For a class whose parameters differ
+        (``lzma.LZMAFile`` takes ``preset``, ``gzip.GzipFile`` a file name first), subclass
+        the wrapper and override :meth:`compressor_file` and :meth:`decompressor_file`, as
+        joblib's own wrappers do.
+    prefix
+        The magic bytes that start a file of this format.
+    extension
+        A filename ending (``".bz2"``) that selects this compressor when ``compress`` is not given.
+
+    Examples
+    --------
+    >>> import bz2, os, tempfile
+    >>> import numpy as np
+    >>> import zoblib
+    >>> from zoblib.archive.compression import CompressorWrapper
+    >>> zoblib.register_compressor("bz2-file", CompressorWrapper(bz2.BZ2File, b"BZh"), force=True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.pkl")
+    >>> _ = zoblib.dump(np.arange(100_000.0), path, compress=("bz2-file", 6))
+    >>> float(zoblib.load(path).sum())
+    4999950000.0
+    """
+
+    def __init__(self, obj: Callable[..., Any], prefix: bytes = b"", extension: str = "") -> None:
+        self.fileobj_factory = obj
+        self.prefix = prefix
+        self.extension = extension
+
+    def compressor_file(self, fileobj: Any, compresslevel: int | None = None) -> Any:
+        """A file object that writes compressed bytes into ``fileobj``."""
+        if compresslevel is None:
+            return self.fileobj_factory(fileobj, "wb")
+        return self.fileobj_factory(fileobj, "wb", compresslevel=compresslevel)
+
+    def decompressor_file(self, fileobj: Any) -> Any:
+        """A file object that reads the decompressed bytes of ``fileobj``."""
+        return self.fileobj_factory(fileobj, "rb")
+
+    def __repr__(self) -> str:
+        factory = getattr(self.fileobj_factory, "__qualname__", repr(self.fileobj_factory))
+        return f"{type(self).__name__}(obj={factory}, prefix={self.prefix!r}, extension={self.extension!r})"
+
+
+#: The :class:`CompressorWrapper` objects registered, by compressor name.
+_WRAPPERS: dict[str, CompressorWrapper] = {}
+
+
+class FileObjectCodec(Codec):  # type: ignore[misc]
+    """A numcodecs codec that compresses each chunk with a registered :class:`CompressorWrapper`.
+
+    Parameters
+    ----------
+    compressor
+        The name the wrapper is registered under (looked up when a chunk is encoded or decoded,
+        so reading needs the same registration).
+    level
+        The ``compresslevel`` given to the file class, or None for its default.
+    """
+
+    codec_id: ClassVar[str] = "zoblib.fileobj"
+
+    def __init__(self, compressor: str, level: int | None = None) -> None:
+        self.compressor = compressor
+        self.level = level
+
+    def _wrapper(self) -> CompressorWrapper:
+        try:
+            return _WRAPPERS[self.compressor]
+        except KeyError:
+            raise CompressionError(
+                f"compressor {self.compressor!r} is not registered in this process: register the "
+                "same CompressorWrapper under that name (zoblib.register_compressor) to read or "
+                "write chunks compressed with it"
+            ) from None
+
+    def encode(self, buf: Any) -> bytes:
+        """Compress ``buf`` into one compressed "file" of the wrapper's class."""
+        out = io.BytesIO()
+        with self._wrapper().compressor_file(out, compresslevel=self.level) as compressed:
+            compressed.write(memoryview(buf).cast("B"))
+        return out.getvalue()
+
+    def decode(self, buf: Any, out: Any = None) -> Any:
+        """Decompress ``buf``; into ``out`` if given."""
+        with self._wrapper().decompressor_file(io.BytesIO(memoryview(buf).cast("B"))) as compressed:
+            data = compressed.read()
+        return numcodecs.compat.ndarray_copy(data, out) if out is not None else data
+
+    def get_config(self) -> dict[str, Any]:
+        """The codec's JSON configuration (its id, the compressor's name and the level)."""
+        return {"id": self.codec_id, "compressor": self.compressor, "level": self.level}
+
+
+numcodecs.register_codec(FileObjectCodec)
+
+#: What a joblib compressed-file class must have (joblib's check, with joblib's message).
+_FILE_METHODS = ("read", "write", "seek", "tell")
+
+
+def _register_wrapper(compressor_name: str, compressor: CompressorWrapper) -> None:
+    factory = compressor.fileobj_factory
+    if not all(hasattr(factory, method) for method in _FILE_METHODS):
+        raise CompressionError(
+            "Compressor 'fileobj_factory' attribute should implement the file object interface, "
+            f"'{factory}' given (it needs {', '.join(_FILE_METHODS)})."
+        )
+    _WRAPPERS[compressor_name] = compressor
+    _REGISTRY[compressor_name] = lambda level: FileObjectCodec(compressor_name, level)
+    if compressor.extension:
+        _EXTENSIONS[compressor.extension.lower()] = compressor_name
+
+
+def register_compressor(
+    compressor_name: str, compressor: Codec | CodecFactory | CompressorWrapper, force: bool = False
+) -> None:
     """Register a compressor usable as ``compress=compressor_name`` or ``(compressor_name, level)``.
 
     Parameters
@@ -61,16 +200,19 @@ def register_compressor(compressor_name: str, compressor: Codec | CodecFactory, 
     compressor_name
         The name users pass in ``compress=``.
     compressor
-        A numcodecs codec instance (used at every level), or a callable taking the level (an int)
-        and returning a codec. Archives written with it can be loaded wherever numcodecs knows the
-        codec's id (see :func:`numcodecs.register_codec`).
+        A numcodecs codec instance (used at every level), a callable taking the level (an int)
+        and returning a codec, or joblib's form, a :class:`CompressorWrapper` around a
+        compressed-file class. Archives written with it can be loaded wherever numcodecs knows the
+        codec's id (see :func:`numcodecs.register_codec`), or, for a wrapper, where the same
+        wrapper is registered under the same name.
     force
         Replace an existing registration of the same name.
 
     Raises
     ------
     CompressionError
-        If the name is taken and ``force`` is false, or ``compressor`` is not a codec or callable.
+        If the name is taken and ``force`` is false, or ``compressor`` is not a codec, a
+        callable or a wrapper of a file-object class (joblib's messages; also ``ValueError``).
 
     Examples
     --------
@@ -81,8 +223,12 @@ def register_compressor(compressor_name: str, compressor: Codec | CodecFactory, 
         raise CompressionError(f"Compressor name should be a string, '{compressor_name}' given.")
     if compressor_name in _REGISTRY and not force:
         raise CompressionError(
-            f"compressor {compressor_name!r} is already registered; pass force=True to replace it"
+            f"Compressor '{compressor_name}' already registered. Pass force=True to replace it."
         )
+    if isinstance(compressor, CompressorWrapper):
+        _register_wrapper(compressor_name, compressor)
+        return
+    _WRAPPERS.pop(compressor_name, None)
     if isinstance(compressor, Codec):
         codec = compressor
         _REGISTRY[compressor_name] = lambda level: codec

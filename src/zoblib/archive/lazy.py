@@ -26,22 +26,30 @@ class ChunkGrid:
         self, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None
     ) -> np.ndarray[Any, Any]:
         """The values of ``selection`` (ascending slices, one per dimension), into ``out``."""
-        node = self.node
-        ranges = [s.indices(n) for s, n in zip(selection, node.shape, strict=True)]
-        out_shape = tuple(len(range(*r)) for r in ranges)
-        if out is None:
-            out = empty_array(out_shape, node.dtype, node.order)
+        ranges, out_shape, out = selection_output(self.node, selection, out)
         if out.size == 0:
             return out
         per_axis = [
             _touched_chunks(start, step, length, chunk)
-            for (start, _, step), length, chunk in zip(ranges, out_shape, node.chunk_shape, strict=True)
+            for (start, _, step), length, chunk in zip(ranges, out_shape, self.node.chunk_shape, strict=True)
         ]
         for combo in itertools.product(*per_axis):
             index = tuple(c for c, _, _ in combo)
             chunk = self.read_chunk(index)
             out[tuple(o for _, o, _ in combo)] = chunk[tuple(i for _, _, i in combo)]
         return out
+
+
+def selection_output(
+    node: ArrayNode, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None
+) -> tuple[list[tuple[int, int, int]], tuple[int, ...], np.ndarray[Any, Any]]:
+    """For reading ``selection`` of ``node``: its ``(start, stop, step)`` on each axis, the
+    shape of its values, and the array they go into (``out``, or a new one of that shape)."""
+    ranges = [s.indices(n) for s, n in zip(selection, node.shape, strict=True)]
+    out_shape = tuple(len(range(*r)) for r in ranges)
+    if out is None:
+        out = empty_array(out_shape, node.dtype, node.order)
+    return ranges, out_shape, out
 
 
 def _touched_chunks(start: int, step: int, length: int, chunk: int) -> list[tuple[int, slice, slice]]:
@@ -75,7 +83,7 @@ class LazyArray(np.lib.mixins.NDArrayOperatorsMixin):
         *,
         description: str,
         digest: str | None = None,
-        origin: tuple[str, int] | None = None,
+        origin: tuple[Any, ...] | None = None,
     ) -> None:
         self._read = reader
         self._origin = origin
@@ -134,8 +142,9 @@ class LazyArray(np.lib.mixins.NDArrayOperatorsMixin):
         return self.read().astype(dtype)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled by reference (archive path and reference index), so sending a lazy array to
-        # another process sends no data; one from an in-memory file travels as its values.
+        # Pickled by reference (archive path or URL, with its storage options, and reference
+        # index), so sending a lazy array to another process sends no data; one from an
+        # in-memory file travels as its values.
         if self._origin is None:
             return (np.asarray, (self.read(),))
         from zoblib.archive.reader import open_lazy_reference

@@ -33,6 +33,7 @@ from zoblib.errors import (
     ChecksumError,
     ZoblibError,
 )
+from zoblib.safety.policy import Policy
 
 MMAP_MODES = (None, "r", "r+", "c")
 
@@ -68,6 +69,11 @@ class ArchiveReader:
             }
             self.refs: list[Mapping[str, Any]] = [_checked_ref(ref, self.nodes) for ref in record["refs"]]
             self.skeleton = self.nodes[record["skeleton"]]
+            # Raw bytes read as object pointers (an np.memmap of dtype object) would run
+            # whatever the file says: no writer stores such a node.
+            pointers = [p for p, n in self.nodes.items() if n.dtype.hasobject]
+            if pointers:
+                raise ValueError(f"nodes {pointers[:3]} have an object dtype")
             if version >= 2:
                 unlisted = [p for p, n in self.nodes.items() if n.checksum and n.chunk_checksums is None]
                 if unlisted:
@@ -78,13 +84,19 @@ class ArchiveReader:
         self._pack_members = self.pack_members()
 
     def load(
-        self, mmap_mode: str | None = None, *, native_byte_order: bool = False, verify: bool = False
+        self,
+        mmap_mode: str | None = None,
+        *,
+        native_byte_order: bool = False,
+        verify: bool = False,
+        policy: Policy | None = None,
     ) -> Any:
         """Rebuild the archived object.
 
         ``native_byte_order`` (arrays converted to the machine's byte order) needs
         ``mmap_mode=None``. With ``verify``, every node that comes back unread (memory-mapped
-        or lazy) is checked whole before the object is returned.
+        or lazy) is checked whole before the object is returned. With a ``policy`` (safe
+        loading), the skeleton runs only the globals it allows.
         """
         if native_byte_order and mmap_mode is not None:
             raise ValueError("native_byte_order needs mmap_mode=None (a memory map keeps the stored bytes)")
@@ -97,10 +109,15 @@ class ArchiveReader:
                 stacklevel=3,
             )
         with DigestChecker(self.path) as digests:
-            return self._load(mmap_mode, native_byte_order, verify, digests)
+            return self._load(mmap_mode, native_byte_order, verify, digests, policy)
 
     def _load(
-        self, mmap_mode: str | None, native_byte_order: bool, verify: bool, digests: DigestChecker
+        self,
+        mmap_mode: str | None,
+        native_byte_order: bool,
+        verify: bool,
+        digests: DigestChecker,
+        policy: Policy | None = None,
     ) -> Any:
         loaded: dict[int, Any] = {} if mmap_mode is not None else self._read_raw_packs(digests)
         resolved: dict[int, Any] = {}
@@ -134,7 +151,7 @@ class ArchiveReader:
         data = self.read_whole(self.skeleton).tobytes()
         native = NATIVE_BYTE_ORDER.set(native_byte_order)
         try:
-            value = loads_skeleton(data, resolve)
+            value = loads_skeleton(data, resolve, policy=policy, path=self.path)
         except ZoblibError:
             raise
         except (pickle.UnpicklingError, EOFError, IndexError) as exc:
@@ -175,19 +192,22 @@ class ArchiveReader:
                 self.path, f"the skeleton references array {ref_index}, which the archive lacks"
             ) from exc
         digest = ref.get("digest")
-        origin = (self.path, ref_index) if self.container.supports_memmap else None
+        origin = self._origin(ref_index)
         if "offset" in ref:
             shape = tuple(int(n) for n in ref["shape"])
             offset, order = int(ref["offset"]), str(ref["order"])
         else:
             shape, offset, order = node.shape, 0, node.order
         size = math.prod(shape)
+        # A remote archive cannot be mapped: its uncompressed arrays stay lazy, read by range.
+        ranged = self.container.supports_ranged_reads
+        stays_lazy = mmap_mode is not None and (node.codec is not None or ranged)
         if node.codec is None and mmap_mode is not None:
             mapped = self._memmap(node, offset, shape, order, mmap_mode, digest)
             if mapped is not None:
                 return mapped
         if "offset" not in ref:
-            if node.codec is None or mmap_mode is None:
+            if not stays_lazy:
                 return self.read_whole(node, digest if node.checksum else None)
 
             def region(selection: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
@@ -202,11 +222,20 @@ class ArchiveReader:
                 whole: np.ndarray[Any, Any] = flat.reshape(shape, order=order)  # type: ignore[call-overload]
                 return whole if selection is None else whole[keep_array(selection)]
 
-            if node.codec is None or mmap_mode is None:
+            if not stays_lazy:
                 return region(None)
         return LazyArray(
             region, shape, node.dtype, digest=digest, description=self._describe(node), origin=origin
         )
+
+    def _origin(self, ref_index: int) -> tuple[Any, ...] | None:
+        """How a lazy array of reference ``ref_index`` reopens the archive in another process."""
+        if self.container.supports_memmap:
+            return (self.path, ref_index)
+        location = getattr(self.container, "location", None)  # remote containers'
+        if location is not None:
+            return (location.url, ref_index, dict(location.storage_options))
+        return None
 
     # ---- whole nodes -----------------------------------------------------------------------
 
@@ -327,11 +356,12 @@ class ArchiveReader:
         return f"chunks={node.chunk_shape} codec={codec} in {self.path!r}:{node.path}"
 
 
-def open_lazy_reference(path: str, ref_index: int) -> Any:
-    """Reopen reference ``ref_index`` of the archive at ``path`` lazily (for unpickling)."""
+def open_lazy_reference(path: str, ref_index: int, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """Reopen reference ``ref_index`` of the archive at ``path`` (or a URL) lazily (for unpickling)."""
     from zoblib.archive.containers import open_reader
 
-    return ArchiveReader(open_reader(path)).materialize(ref_index, "r")
+    with reading(path):
+        return ArchiveReader(open_reader(path, storage_options)).materialize(ref_index, "r")
 
 
 def read_and_checksum(

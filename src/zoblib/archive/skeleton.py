@@ -18,6 +18,10 @@ import cloudpickle
 import numpy as np
 
 from zoblib.archive.lazy import LazyArray
+from zoblib.errors import UntrustedContentError
+from zoblib.safety.audit import allow_call, report_of
+from zoblib.safety.policy import Policy
+from zoblib.safety.unpickler import GuardedUnpickler, UnsafeOperation
 
 #: Decides, for one array met while pickling, its reference (or ``None`` to pickle it inline).
 Extractor = Callable[[np.ndarray[Any, Any]], int | None]
@@ -31,8 +35,11 @@ def rebuild_array(data: bytes, dtype: np.dtype[Any], shape: tuple[int, ...], ord
 
     numpy's own pickling turns some dtypes native (datetimes, long doubles, strided or old
     protocols); this keeps them exact. Under ``load(..., ensure_native_byte_order=True)`` the
-    array comes back in native byte order.
+    array comes back in native byte order. Object dtypes are refused: their bytes would be
+    pointers (numpy's ``frombuffer`` refuses them too; this says so first).
     """
+    if np.dtype(dtype).hasobject:
+        raise pickle.UnpicklingError(f"an inline array of dtype {dtype!r} cannot come from raw bytes")
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)  # type: ignore[call-overload]
     if NATIVE_BYTE_ORDER.get() and not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
@@ -123,12 +130,10 @@ def dumps_skeleton(
         return buffer.getvalue(), "cloudpickle"
 
 
-class SkeletonUnpickler(pickle.Unpickler):
-    """Unpickles a skeleton, asking ``resolve`` for each referenced array."""
+class _ArrayReferences:
+    """Unpickler mix-in resolving persistent ids (array references) through ``resolve``."""
 
-    def __init__(self, file: io.BytesIO, resolve: Callable[[int], Any]) -> None:
-        super().__init__(file)
-        self._resolve = resolve
+    _resolve: Callable[[int], Any]
 
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, str) and pid.isdigit():  # protocol 0 writes persistent ids as text
@@ -138,6 +143,54 @@ class SkeletonUnpickler(pickle.Unpickler):
         return self._resolve(pid)
 
 
-def loads_skeleton(data: bytes, resolve: Callable[[int], Any]) -> Any:
-    """Rebuild the object graph of a skeleton."""
-    return SkeletonUnpickler(io.BytesIO(data), resolve).load()
+class SkeletonUnpickler(_ArrayReferences, pickle.Unpickler):
+    """Unpickles a skeleton, asking ``resolve`` for each referenced array (the C unpickler)."""
+
+    def __init__(self, file: io.BytesIO, resolve: Callable[[int], Any]) -> None:
+        super().__init__(file)
+        self._resolve = resolve
+
+
+class SafeSkeletonUnpickler(_ArrayReferences, GuardedUnpickler):
+    """Unpickles a skeleton under a :class:`~zoblib.safety.Policy` (pure Python, checked)."""
+
+    def __init__(self, file: io.BytesIO, resolve: Callable[[int], Any], policy: Policy) -> None:
+        super().__init__(file, policy=policy)
+        self._resolve = resolve
+
+
+def loads_skeleton(
+    data: bytes, resolve: Callable[[int], Any], *, policy: Policy | None = None, path: str | None = None
+) -> Any:
+    """Rebuild the object graph of a skeleton.
+
+    Without ``policy``, the C unpickler runs whatever the skeleton names (joblib's load). With
+    one, the skeleton is scanned first and refused before anything runs if it names a global
+    outside the policy; the guarded unpickler then checks every global and call again as it
+    runs. Refusals raise :class:`~zoblib.UntrustedContentError` naming ``path``.
+    """
+    if policy is None:
+        return SkeletonUnpickler(io.BytesIO(data), resolve).load()
+    try:
+        report = report_of(path or "<archive>", data, policy)
+    except ValueError as exc:
+        raise pickle.UnpicklingError(str(exc)) from exc
+    if report.untrusted:
+        raise UntrustedContentError(
+            path,
+            f"refused to load with safe=True: the skeleton names {len(report.untrusted)} "
+            f"global(s) outside the allowlist: {', '.join(report.untrusted)}. If you trust this "
+            f"file, load it with {report.allow_call()}",
+            report.untrusted,
+            report.allow_call(),
+        )
+    try:
+        return SafeSkeletonUnpickler(io.BytesIO(data), resolve, policy).load()
+    except UnsafeOperation as exc:
+        call = allow_call(path or "<archive>", ("<refused operation>",))
+        raise UntrustedContentError(
+            path,
+            f"refused to load with safe=True: {exc}. If you trust this file, load it with {call}",
+            (f"<{exc}>",),
+            call,
+        ) from None

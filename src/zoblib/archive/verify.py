@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import IO
+from collections.abc import Mapping
+from typing import IO, Any
 
 from zoblib.archive.containers import open_reader
+from zoblib.archive.containers.urls import is_url
 from zoblib.archive.guard import reading
 from zoblib.archive.reader import ArchiveReader
 
 
-def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
+def verify(
+    filename: str | os.PathLike[str] | IO[bytes], *, storage_options: Mapping[str, Any] | None = None
+) -> None:
     """Check that every stored byte of an archive matches its checksum.
 
     ``load`` checks everything it reads, but an array loaded with ``mmap_mode`` is a plain
@@ -21,7 +25,9 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
     Parameters
     ----------
     filename
-        The archive, as for :func:`load`.
+        The archive, as for :func:`load` (a path, a file object or an fsspec URL).
+    storage_options
+        For a URL: options of its fsspec file system.
 
     Raises
     ------
@@ -39,7 +45,9 @@ def verify(filename: str | os.PathLike[str] | IO[bytes]) -> None:
     """
     source = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     name = source if isinstance(source, str) else str(getattr(source, "name", "<file object>"))
-    with reading(name), open_reader(source) as container:
+    if storage_options is not None and not is_url(source):
+        raise ValueError(f"storage_options= only applies to URLs (s3://, memory://...), not {name!r}")
+    with reading(name), open_reader(source, storage_options) as container:
         reader = ArchiveReader(container)
         for node in reader.nodes.values():
             reader.verify_node(node)

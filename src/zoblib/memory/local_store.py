@@ -6,12 +6,18 @@ Layout under the store's folder (``<cache folder>/zoblib/`` for ``Memory("<cache
         func_code.json                  the code record (digest and source)
         <args id>/                      one folder per cached call
             output.zarr or output.pkl   the result: a zoblib archive (directory or ZIP file)
-            metadata.json               duration, input summary, time, size; its mtime is the
-                                        entry's last access
+            metadata.json               duration, input summary, time, size; its mtime is
+                                        when the entry was written
+            hits                        one byte per hit (its size is the count; absent until
+                                        the first hit); its mtime is the last hit
 
 An entry is written whole in a hidden staging folder beside its final name, then renamed into
 place, so a reader finds either no entry or a complete one; ``zoblib.load`` opens the archive
 directly. The first write also leaves a ``.gitignore`` in the cache folder (joblib 1.6 does).
+
+A hit appends one byte to ``hits`` (``O_APPEND``): each such ``write`` is atomic, so processes
+hitting one entry at once lose no count and take no lock. The entry's last access is the later
+of the two mtimes. A recomputed entry is a new folder, without ``hits``: its count restarts at 0.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import time
 import warnings
 from collections.abc import Mapping
@@ -47,6 +54,9 @@ GITIGNORE_TEXT = "# Created by zoblib automatically.\n*\n"
 #: The archive's name in an entry, by container.
 OUTPUT_NAMES = {"zarr": "output.zarr", "zip": "output.pkl"}
 STAGING_MARK = ".zoblib-tmp-"
+#: The per-entry file a hit appends one byte to.
+HITS_NAME = "hits"
+_HITS_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 #: How often a writer retries publishing when other writers keep replacing the same entry.
 _PUBLISH_ATTEMPTS = 8
 #: A dead writer's staging folder younger than this is left alone (it may be on another host).
@@ -182,12 +192,13 @@ class LocalStoreBackend(StoreBackend):
         path = f"{entry}{os.sep}{self._output_name}"
         try:
             try:
-                return load(path, mmap_mode=mmap_mode, verify=self.verify)
+                # The cache trusts its own entries: a process-wide safe load does not apply.
+                return load(path, mmap_mode=mmap_mode, verify=self.verify, safe=False)
             except ArchiveNotFoundError:
                 other = self._output_path(entry)
                 if other == path:
                     raise
-                return load(other, mmap_mode=mmap_mode, verify=self.verify)
+                return load(other, mmap_mode=mmap_mode, verify=self.verify, safe=False)
         except ArchiveNotFoundError as exc:
             if os.path.exists(os.path.join(entry, METADATA_NAME)):
                 raise EntryUnreadableError(f"{entry}: the result's archive is missing") from exc
@@ -216,10 +227,24 @@ class LocalStoreBackend(StoreBackend):
         return os.path.exists(os.path.join(self._entry_dir(func_id, args_id), METADATA_NAME))
 
     def touch(self, func_id: str, args_id: str) -> None:
-        # Only the small metadata file's mtime changes: no data is rewritten, and atime (which
-        # many file systems do not keep) is not relied on.
-        with contextlib.suppress(OSError):
-            os.utime(f"{self._entry_dir(func_id, args_id)}{os.sep}{METADATA_NAME}")
+        # One byte appended: O_APPEND makes the seek and the write one atomic step, so
+        # concurrent hits each add their byte (no lock, no read-modify-write), and the write
+        # sets the file's mtime, the last access (atime, which many file systems do not keep,
+        # is not relied on). An entry renamed away meanwhile has no folder at this path, so
+        # O_CREAT cannot make a stray one. Failures (a read-only cache) are silent: the hit
+        # still loads, uncounted.
+        try:
+            descriptor = os.open(
+                f"{self._entry_dir(func_id, args_id)}{os.sep}{HITS_NAME}", _HITS_FLAGS, 0o666
+            )
+        except OSError:
+            return
+        try:
+            os.write(descriptor, b"\x01")
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)
 
     def write_entry(
         self,
@@ -349,10 +374,11 @@ class LocalStoreBackend(StoreBackend):
         for args_id in _visible_dirs(function_dir):
             entry = os.path.join(function_dir, args_id)
             metadata_path = os.path.join(entry, METADATA_NAME)
+            hits, last_hit = _read_hits(os.path.join(entry, HITS_NAME))
             try:
                 last_access = os.stat(metadata_path).st_mtime
                 with open(metadata_path, "rb") as file:
-                    size = int(json.load(file)["size"])
+                    size = int(json.load(file)["size"]) + hits
             except (OSError, ValueError, KeyError, TypeError):
                 # A damaged entry still takes room: count it, so eviction can reclaim it.
                 try:
@@ -360,7 +386,7 @@ class LocalStoreBackend(StoreBackend):
                 except OSError:
                     continue  # removed meanwhile
                 size = _tree_size(entry)
-            entries.append(EntryStat(func_id, args_id, size, last_access))
+            entries.append(EntryStat(func_id, args_id, size, max(last_access, last_hit), hits=hits))
         return entries
 
     def clear(self) -> None:
@@ -373,6 +399,17 @@ class LocalStoreBackend(StoreBackend):
             return
         for child in children:
             self._remove_tree(child.path)
+
+
+def _read_hits(path: str) -> tuple[int, float]:
+    """An entry's hit count and last hit (0 and 0.0 without a readable ``hits`` file)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return 0, 0.0
+    if not stat.S_ISREG(status.st_mode):
+        return 0, 0.0  # something else took the name: no count, and not a byte of the entry's
+    return status.st_size, status.st_mtime
 
 
 def _visible_dirs(path: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -107,10 +108,40 @@ def make_store_backend(
             f"as {backend!r}; known backends: {known} (register others with "
             "zoblib.register_store_backend)"
         ) from None
-    store = factory(location, **dict(backend_options or {}))
+    store = factory(location, **_accepted_options(backend, factory, backend_options or {}))
     if not isinstance(store, StoreBackend):
         raise TypeError(f"store backend {backend!r} made {store!r}, which is not a StoreBackend")
     return store
+
+
+def _accepted_options(backend: str, factory: BackendFactory, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``backend_options`` the store's constructor takes; the others are dropped with a warning.
+
+    joblib's stores read the options they know and ignore the rest, so code written for joblib
+    may pass some (``backend_options={"compress": 3}``) that a zoblib store has no parameter for.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: let it check its own options
+        return dict(options)
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return dict(options)
+    named = {
+        parameter.name
+        for parameter in parameters
+        if parameter.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+    ignored = sorted(set(options) - named)
+    if ignored:
+        warnings.warn(
+            CacheWarning(
+                f"the {backend!r} store backend ignores the backend_options {', '.join(ignored)} "
+                f"(it takes {', '.join(sorted(named - {'location'})) or 'none'}), as joblib ignores "
+                "options its stores do not know"
+            ),
+            stacklevel=5,
+        )
+    return {key: value for key, value in options.items() if key not in ignored}
 
 
 def memory_store_backend(

@@ -39,6 +39,9 @@ class EntryStat:
     size: int
     #: When the entry was last written or read (seconds since the epoch).
     last_access: float
+    #: How many times the entry was read since it was written, or None if the store does not
+    #: count hits (the fsspec store: object stores have no atomic append).
+    hits: int | None = None
 
 
 class StoreBackend(ABC):
@@ -97,7 +100,10 @@ class StoreBackend(ABC):
 
     @abstractmethod
     def touch(self, func_id: str, args_id: str) -> None:
-        """Record a read of the entry, for least-recently-used eviction; cheap, never raises."""
+        """Record a read of the entry (its last access, and its hit count if the store keeps one).
+
+        Used for least-recently-used eviction and listings; cheap, never raises.
+        """
 
     @abstractmethod
     def remove_entry(self, func_id: str, args_id: str) -> None:

@@ -8,6 +8,7 @@ size :class:`BatchSizer` adapts so that a batch runs for about ``TARGET_BATCH_SE
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def parse_pre_dispatch(pre_dispatch: int | str, n_jobs: int) -> int | None:
         value = pre_dispatch
     elif isinstance(pre_dispatch, str):
         try:
-            value = _evaluate(ast.parse(pre_dispatch, mode="eval").body, n_jobs)
+            value = _evaluate(_parsed(pre_dispatch), n_jobs)
         except (SyntaxError, ValueError, ZeroDivisionError) as exc:
             raise ValueError(
                 f"pre_dispatch must be 'all', an int or an expression of n_jobs such as "
@@ -62,6 +63,17 @@ def parse_pre_dispatch(pre_dispatch: int | str, n_jobs: int) -> int | None:
     else:
         raise ValueError(f"pre_dispatch must be 'all', an int or a string, got {pre_dispatch!r}")
     return max(value, n_jobs, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(expression: str) -> ast.expr:
+    """The parsed ``pre_dispatch`` expression, parsed once per distinct string.
+
+    Every ``Parallel()`` reads its ``pre_dispatch``, also deep in recursive calls; CPython 3.11's
+    parser can fail near the recursion limit with a ``SystemError`` instead of the
+    ``RecursionError`` the caller would see, so the default ``'2 * n_jobs'`` is parsed once.
+    """
+    return ast.parse(expression, mode="eval").body
 
 
 def _evaluate(node: ast.expr, n_jobs: int) -> int:

@@ -43,6 +43,9 @@ class WorkerShare:
 
 
 _worker_share: ContextVar[WorkerShare | None] = ContextVar("zoblib_worker_share", default=None)
+#: The backend nested calls of a task use, set by an engine whose tasks can run their own calls
+#: on the same workers without deadlock (dask seceding); None: the rule in worker_context.
+NESTED_BACKEND: ContextVar[str | None] = ContextVar("zoblib_nested_backend", default=None)
 
 
 class Default(Generic[T]):
@@ -98,6 +101,12 @@ def get_active_config() -> Mapping[str, Any]:
 def worker_share() -> WorkerShare | None:
     """Return the CPU share of the worker running the current task, or None outside workers."""
     return _worker_share.get()
+
+
+def nesting_level() -> int:
+    """How deep in nested ``Parallel`` calls the current code runs: 0 outside any worker."""
+    share = _worker_share.get()
+    return 0 if share is None else share.nesting_level
 
 
 def available_cpus() -> int:
@@ -166,10 +175,19 @@ def parse_nbytes(value: int | str | None) -> int | None:
     raise ValueError(f"max_nbytes must be None, an int or a string like '1M', got {value!r}")
 
 
+#: What joblib calls each choice in its messages ("prefer=x is not a valid backend hint").
+_CHOICE_KINDS = {"prefer": "backend hint", "require": "backend constraint"}
+
+
 def check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
-    """Raise ``ValueError`` naming the allowed values when ``value`` is not one of them."""
+    """Raise ``ValueError`` naming the allowed values when ``value`` is not one of them.
+
+    The text is joblib's (``prefer=wrong is not a valid backend hint, expected one of ...``):
+    joblib's own tests, and so perhaps its users, match it.
+    """
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        kind = _CHOICE_KINDS.get(name, "value")
+        raise ValueError(f"{name}={value} is not a valid {kind}, expected one of {allowed}")
 
 
 class parallel_config:  # lowercase: joblib's name
@@ -241,12 +259,31 @@ class parallel_config:  # lowercase: joblib's name
         self._tokens: list[Token[Mapping[str, Any]]] = []
 
     def __enter__(self) -> dict[str, Any]:
+        """Activate the block; return its settings, ``'backend'`` as a backend object (joblib's).
+
+        The active configuration keeps the backend's *name*: each ``Parallel`` of the block
+        makes its own backend object from it, so that two calls alive at once (generators)
+        never share one backend's state. The object returned here describes the block's
+        backend (its class, options, ``nesting_level``); a backend *object* given to the
+        block is returned, and used, as it is.
+        """
+        from zoblib.parallel.registry import make_backend
+
         merged = dict(_config.get())
         if "backend" in self.settings:
             merged.pop("backend_params", None)  # parameters of the outer backend do not apply
         merged.update(self.settings)
         self._tokens.append(_config.set(MappingProxyType(merged)))
-        return merged
+        shown = dict(merged)
+        if merged.get("backend") is not None:
+            try:
+                shown["backend"] = make_backend(merged["backend"], **merged.get("backend_params", {}))
+            except BaseException:
+                # The with statement does not call __exit__ when __enter__ raises: undo it here,
+                # or the block's settings would stay active for every later call.
+                self.__exit__(None, None, None)
+                raise
+        return shown
 
     def __exit__(
         self,
@@ -297,19 +334,8 @@ class parallel_backend(parallel_config):  # lowercase: joblib's name
         )
 
     def __enter__(self) -> tuple[ParallelBackendBase, int]:  # type: ignore[override]
-        from zoblib.parallel.registry import make_backend
-
-        merged = super().__enter__()
-        try:
-            backend = merged["backend"]
-            if isinstance(backend, str):
-                backend = make_backend(backend, **merged.get("backend_params", {}))
-        except BaseException:
-            # The with statement does not call __exit__ when __enter__ raises: undo it here,
-            # or the block's settings would stay active for every later call.
-            super().__exit__(None, None, None)
-            raise
-        return backend, merged["n_jobs"]
+        shown = super().__enter__()
+        return shown["backend"], shown["n_jobs"]
 
 
 def _check_settings(settings: Mapping[str, Any]) -> None:
@@ -370,7 +396,7 @@ def worker_context(inherited: Mapping[str, Any], share: WorkerShare) -> Iterator
     nested calls do not oversubscribe the cores.
     """
     nested = {key: value for key, value in inherited.items() if key in INHERITED_IN_WORKERS}
-    nested["backend"] = "threading" if share.nesting_level <= 1 else "sequential"
+    nested["backend"] = NESTED_BACKEND.get() or ("threading" if share.nesting_level <= 1 else "sequential")
     config_token = _config.set(MappingProxyType(nested))
     share_token = _worker_share.set(share)
     try:

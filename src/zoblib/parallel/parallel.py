@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing.context
 import os
 import threading
@@ -262,7 +263,7 @@ class Parallel:
                 warnings.warn(
                     "The backend class 'SequentialBackend' does not support timeout. You have "
                     f"set 'timeout={self.timeout}' in Parallel but the 'timeout' parameter will "
-                    "not be used (the tasks run one by one in this process).",
+                    "not be used.",
                     ZoblibWarning,
                     stacklevel=3,
                 )
@@ -277,12 +278,19 @@ class Parallel:
 
     def _run_inline(self, iterable: Iterable[Any], progress: Progress, call: object) -> Iterator[Any]:
         completed = False
+        # A fixed batch_size is honoured here too, as joblib does: its tasks are taken from
+        # the input, then run (a producer sees its items consumed a batch at a time).
+        batch_size = self.batch_size or 1
+        tasks = iter(iterable)
+        index = 0
         try:
-            for index, task in enumerate(iterable):
-                function, args, kwargs = check_task(task, index)
-                result = function(*args, **kwargs)
-                progress.update(1)
-                yield result
+            while batch := list(itertools.islice(tasks, batch_size)):
+                checked = [check_task(task, index + offset) for offset, task in enumerate(batch)]
+                index += len(batch)
+                for function, args, kwargs in checked:
+                    result = function(*args, **kwargs)
+                    progress.update(1)
+                    yield result
             progress.set_total(progress.done)
             completed = True
         finally:

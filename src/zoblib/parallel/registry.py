@@ -8,6 +8,7 @@ from typing import Any
 
 from zoblib.errors import UnknownBackendError
 from zoblib.parallel.backends.base import ParallelBackendBase
+from zoblib.parallel.config import nesting_level
 
 BackendFactory = Callable[..., ParallelBackendBase]
 
@@ -36,6 +37,13 @@ def _sequential(**params: Any) -> ParallelBackendBase:
     return SequentialBackend(**params)
 
 
+def _dask(**params: Any) -> ParallelBackendBase:
+    # Raises UnknownBackendError naming `pip install "dask[distributed]"` when it is missing.
+    from zoblib.parallel.backends.dask import DaskBackend
+
+    return DaskBackend(**params)
+
+
 # Built-ins import their module on first use: loky costs time to import.
 _backends: dict[str, BackendFactory] = {
     "loky": _loky,
@@ -44,6 +52,10 @@ _backends: dict[str, BackendFactory] = {
     "sequential": _sequential,
 }
 _default_name = ["loky"]
+# Engines registered when their name is first used (joblib's EXTERNAL_BACKENDS): until then
+# BACKENDS holds the backends that need nothing outside this process (joblib's tests make one
+# of each, and a dask backend needs a client).
+_on_first_use: dict[str, BackendFactory] = {"dask": _dask}
 
 #: The registered backend factories by name (read-only; add with register_parallel_backend).
 BACKENDS: Mapping[str, BackendFactory] = MappingProxyType(_backends)
@@ -90,23 +102,37 @@ def check_backend(backend: object) -> None:
         return
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a name or a ParallelBackendBase instance, got {backend!r}")
+    if backend not in _backends and backend in _on_first_use:
+        _backends[backend] = _on_first_use[backend]
     if backend not in _backends:
-        known = ", ".join(repr(name) for name in sorted(_backends))
+        # "Invalid backend: ..., expected one of [...]" is joblib's text, which callers match.
+        message = f"Invalid backend: {backend!r}, expected one of {sorted(_backends)}. "
+        if backend in _NOT_PROVIDED:
+            message += f"zoblib has no {backend!r} backend yet ({_NOT_PROVIDED[backend]}); "
         raise UnknownBackendError(
-            f"unknown parallel backend {backend!r}; known backends: {known}. Another backend "
-            "must be registered first with zoblib.register_parallel_backend(name, factory), "
-            "which packages providing one do on import."
+            message + "another backend must be registered first with "
+            "zoblib.register_parallel_backend(name, factory), which packages providing one do on import."
         )
+
+
+#: joblib's backends that zoblib does not provide, and what joblib's do.
+_NOT_PROVIDED = {
+    "ray": "joblib's runs the tasks on a ray cluster",
+}
 
 
 def make_backend(backend: str | ParallelBackendBase, **params: Any) -> ParallelBackendBase:
     """Return a backend object for a registered name (made with ``params``) or the object itself."""
     check_backend(backend)
     if isinstance(backend, ParallelBackendBase):
-        return backend
-    made = _backends[backend](**params)
-    if not isinstance(made, ParallelBackendBase):
-        raise TypeError(
-            f"the factory of backend {backend!r} returned {made!r}, which is not a ParallelBackendBase"
-        )
+        made = backend
+    else:
+        made = _backends[backend](**params)
+        if not isinstance(made, ParallelBackendBase):
+            raise TypeError(
+                f"the factory of backend {backend!r} returned {made!r}, which is not a ParallelBackendBase"
+            )
+    if made.nesting_level is None:
+        # joblib's rule: a backend is at the nesting level of the code that first uses it.
+        made.nesting_level = nesting_level()
     return made

@@ -179,7 +179,10 @@ class CallRun:
         # Without a length, read a batch for every worker at once: when the input ends inside
         # that read, its tail is cut small and spread, instead of one big last batch running on
         # one worker while the others wait (what made 10,000 tiny tasks slower than joblib).
-        wanted = size if self._remaining is not None else size * self.plan.n_jobs
+        # Never more batches than pre_dispatch leaves room for: the input is consumed only that
+        # far ahead of the tasks done (joblib's contract, which lazy producers rely on).
+        room = max(1, self._in_flight_limit - len(self._pending))
+        wanted = size if self._remaining is not None else size * min(self.plan.n_jobs, room)
         tasks = list(itertools.islice(self._tasks, wanted))
         for offset, task in enumerate(tasks):
             if type(task) is not tuple or len(task) != 3:

@@ -142,17 +142,35 @@ def run_batch_remote(payload: bytes) -> bytes:
 
 
 def _portable_error(failure: TaskFailure) -> bytes:
-    """Pickle the exception, or a stand-in when it would not survive the trip back."""
-    try:
-        data: bytes = cloudpickle.dumps(failure.error, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(data)  # exceptions whose __init__ wants other arguments fail only here
-        return data
-    except Exception:
-        stand_in = RemoteTaskError(
-            f"{failure.type_name}: {failure.message} (the exception itself could not be "
-            f"sent back from the worker)\n\n{failure.traceback_text}"
-        )
-        return cloudpickle.dumps(stand_in, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    """Pickle the exception, or a stand-in when it would not survive the trip back.
+
+    Where tracebacks are picklable (tblib, which importing ``distributed`` turns on), a deep
+    one (a RecursionError's) may fail to pickle: the exception is then sent without its
+    tracebacks, whose text travels anyway.
+    """
+    error = failure.error
+    for attempt in range(2):
+        if attempt:
+            _drop_tracebacks(error)
+        try:
+            data: bytes = cloudpickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(data)  # exceptions whose __init__ wants other arguments fail only here
+            return data
+        except Exception:
+            continue
+    stand_in = RemoteTaskError(
+        f"{failure.type_name}: {failure.message} (the exception itself could not be "
+        f"sent back from the worker)\n\n{failure.traceback_text}"
+    )
+    return cloudpickle.dumps(stand_in, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
+def _drop_tracebacks(error: BaseException | None) -> None:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 def _unpicklable_result(outcome: BatchOutcome, error: Exception) -> BatchOutcome:

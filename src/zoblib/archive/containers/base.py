@@ -90,6 +90,9 @@ class ContainerReader(ABC):
     format_name: ClassVar[str]
     #: Whether :meth:`raw_location` can give real file ranges (for ``np.memmap``).
     supports_memmap: ClassVar[bool] = False
+    #: Whether the archive lives at a URL, where reads cost requests: ``load(mmap_mode=...)``
+    #: then gives lazy arrays that read only what a slice touches (no memory map is possible).
+    supports_ranged_reads: ClassVar[bool] = False
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -15,7 +15,7 @@ import shutil
 import struct
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import IO, ClassVar
 
 from zoblib.archive.containers.base import ByteRange, read_exactly
@@ -28,6 +28,8 @@ from zoblib.errors import ArchiveCorruptedError, ArchiveError
 ALIGNMENT = 4096
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+#: The fixed part of a member's local header (its name and extra field follow it).
+LOCAL_HEADER_NBYTES = _LOCAL_HEADER.size
 
 
 class ZipWriter(ZarrStoreWriter):
@@ -110,22 +112,10 @@ class ZipReader(ZarrStoreReader):
             self._size = os.fstat(self._fd).st_size
             handle = open(self._fd, "rb", closefd=False)  # noqa: SIM115
         try:
-            with zipfile.ZipFile(handle) as archive:
-                infos = archive.infolist()
-            self._members = {info.filename: info for info in infos}
-            if len(self._members) != len(infos):
-                counts = collections.Counter(info.filename for info in infos)
-                twice = sorted(name for name, count in counts.items() if count > 1)[:3]
-                raise ArchiveCorruptedError(self.path, f"the ZIP file holds members more than once: {twice}")
-        except zipfile.BadZipFile as exc:
-            self.close()
-            raise ArchiveError(self.path, f"not a zoblib archive (not a readable ZIP file: {exc})") from exc
-        except ArchiveError:
+            self._members, _ = read_members(handle, self.path)
+        except Exception:
             self.close()
             raise
-        except Exception as exc:  # zipfile's NotImplementedError, struct.error, OverflowError, ...
-            self.close()
-            raise ArchiveCorruptedError(self.path, f"the ZIP structure is damaged: {exc!r}") from exc
         finally:
             if handle is not source:
                 handle.close()
@@ -135,18 +125,12 @@ class ZipReader(ZarrStoreReader):
         where = self._ranges.get(key)
         if where is not None:
             return where
-        info = self._members.get(key)
+        info = stored_member(self._members, key, self.path)
         if info is None:
             return None
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise ArchiveError(self.path, f"member {key!r} is ZIP-compressed; zoblib stores members raw")
-        header = bytearray(_LOCAL_HEADER.size)
+        header = bytearray(LOCAL_HEADER_NBYTES)
         self._read_absolute(memoryview(header), info.header_offset)
-        fields = _LOCAL_HEADER.unpack(header)
-        if fields[0] != _LOCAL_HEADER_SIGNATURE:
-            raise ArchiveCorruptedError(self.path, f"bad local header for member {key!r}")
-        name_len, extra_len = fields[-2], fields[-1]
-        data_offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        data_offset = info.header_offset + local_header_nbytes(header, key, self.path)
         if data_offset + info.file_size > self._size:
             raise ArchiveCorruptedError(self.path, f"member {key!r} runs past the end of the file")
         where = ByteRange(self.path, data_offset, info.file_size)
@@ -178,3 +162,64 @@ class ZipReader(ZarrStoreReader):
 
     def __del__(self) -> None:
         self.close()
+
+
+def read_members(source: IO[bytes] | io.RawIOBase, path: str) -> tuple[dict[str, zipfile.ZipInfo], int]:
+    """The members of the ZIP file in ``source`` by name, and where its central directory starts.
+
+    ``zipfile`` reads only the end records and the central directory; ``path`` names the file in
+    errors. Shared by the local and the remote ZIP readers.
+
+    Raises
+    ------
+    ArchiveError
+        If ``source`` is not a readable ZIP file.
+    ArchiveCorruptedError
+        If its structure is damaged, or it holds a member name more than once.
+    """
+    try:
+        with zipfile.ZipFile(source) as archive:
+            infos = archive.infolist()
+            directory_start = int(archive.start_dir)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(path, f"not a zoblib archive (not a readable ZIP file: {exc})") from exc
+    except ArchiveError:  # a failed read of the source (a remote object), already named
+        raise
+    except Exception as exc:  # zipfile's NotImplementedError, struct.error, OverflowError, ...
+        raise ArchiveCorruptedError(path, f"the ZIP structure is damaged: {exc!r}") from exc
+    members = {info.filename: info for info in infos}
+    if len(members) != len(infos):
+        counts = collections.Counter(info.filename for info in infos)
+        twice = sorted(name for name, count in counts.items() if count > 1)[:3]
+        raise ArchiveCorruptedError(path, f"the ZIP file holds members more than once: {twice}")
+    return members, directory_start
+
+
+def stored_member(members: Mapping[str, zipfile.ZipInfo], key: str, path: str) -> zipfile.ZipInfo | None:
+    """Member ``key`` of ``members``, or ``None`` if there is none.
+
+    Raises
+    ------
+    ArchiveError
+        If the member is ZIP-compressed: zoblib stores members raw (its codecs compress chunks).
+    """
+    info = members.get(key)
+    if info is not None and info.compress_type != zipfile.ZIP_STORED:
+        raise ArchiveError(path, f"member {key!r} is ZIP-compressed; zoblib stores members raw")
+    return info
+
+
+def local_header_nbytes(header: bytes | bytearray | memoryview, key: str, path: str) -> int:
+    """The length of the local header that ``header`` starts with (of member ``key``), name and
+    extra field included: where the member's data starts, from the header's first byte.
+
+    Raises
+    ------
+    ArchiveCorruptedError
+        If ``header`` does not start with a local header's signature.
+    """
+    fields = _LOCAL_HEADER.unpack_from(header)
+    if fields[0] != _LOCAL_HEADER_SIGNATURE:
+        raise ArchiveCorruptedError(path, f"bad local header for member {key!r}")
+    name_nbytes, extra_nbytes = fields[-2], fields[-1]
+    return int(_LOCAL_HEADER.size + name_nbytes + extra_nbytes)

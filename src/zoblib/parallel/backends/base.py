@@ -51,6 +51,10 @@ class ParallelBackendBase(ABC):
         BLAS/OpenMP thread limits take effect.
     default_n_jobs
         What ``n_jobs=None`` means with this backend.
+    nesting_level
+        How deep in nested ``Parallel`` calls the backend was first used (joblib's attribute):
+        0 in the main program, 1 in the tasks of a call, and so on. Set by zoblib when the
+        backend is made or first given to ``Parallel`` or ``parallel_config``.
     """
 
     name: ClassVar[str] = "custom"
@@ -59,6 +63,7 @@ class ParallelBackendBase(ABC):
     supports_abort_running: ClassVar[bool] = False
     supports_worker_env: ClassVar[bool] = False
     default_n_jobs: ClassVar[int] = 1
+    nesting_level: int | None = None
 
     def effective_n_jobs(self, n_jobs: int) -> int:
         """Return how many tasks run at once for the requested ``n_jobs``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -29,6 +30,14 @@ IDLE_WORKER_TIMEOUT = 300.0
 _EXIT_CODE = re.compile(r"\w+\((-?\d+)\)")
 # Every pool handed out (loky keeps one per thread), so that shutdown_workers finds them all.
 _pools: weakref.WeakSet[Any] = weakref.WeakSet()
+
+# The threads one of whose calls holds the thread's reusable pool now. A second call while one
+# holds it (an unfinished return_as='generator' call) gets a pool of its own: asking loky for
+# the reusable pool again could resize or replace it under the first call, and the first
+# call's abort (its generator dropped) kills the reusable pool's workers, which must not take
+# the second call's tasks with them (joblib's second call fails so).
+_reusable_holders: set[int] = set()
+_holders_lock = threading.Lock()
 
 
 class LokyBackend(ParallelBackendBase):
@@ -77,6 +86,8 @@ class LokyBackend(ParallelBackendBase):
         self._executor: Any = None
         self._processes: dict[int, Any] = {}
         self._settings: tuple[int, dict[str, str]] = (1, {})
+        # The thread whose reusable pool this backend holds, or None (no pool, or its own).
+        self._holding_thread: int | None = None
 
     def with_options(self, options: Mapping[str, Any]) -> LokyBackend:
         """Return a loky backend with these options replacing this one's."""
@@ -94,21 +105,55 @@ class LokyBackend(ParallelBackendBase):
         return limit_nested_n_jobs(self.name, super().effective_n_jobs(n_jobs))
 
     def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
-        """Get loky's reusable pool with ``n_jobs`` workers (a new one if the environment changed)."""
-        self._settings = (n_jobs, dict(worker_env))
-        self._executor = self._reusable_pool()
+        """Get loky's reusable pool with ``n_jobs`` workers (a new one if the environment changed).
 
-    def _reusable_pool(self) -> Any:
+        While another call of this thread holds the reusable pool (an unfinished generator),
+        the call gets a pool of its own instead, shut down when the call ends.
+        """
+        settings = (n_jobs, dict(worker_env))
+        if self._executor is not None and settings == self._settings:
+            return  # started already (a ``with Parallel(...)`` block)
+        self._release()
+        self._settings = settings
+        thread = threading.get_ident()
+        with _holders_lock:
+            if thread not in _reusable_holders:
+                _reusable_holders.add(thread)
+                self._holding_thread = thread
+        try:
+            self._executor = self._new_pool()
+        except BaseException:
+            self._release()
+            raise
+
+    def _new_pool(self) -> Any:
         n_jobs, env = self._settings
-        pool = loky.get_reusable_executor(
-            max_workers=n_jobs,
-            timeout=self.idle_worker_timeout,
-            env=env,
-            initializer=self.initializer,
-            initargs=self.initargs,
-        )
+        options = {
+            "max_workers": n_jobs,
+            "timeout": self.idle_worker_timeout,
+            "env": env,
+            "initializer": self.initializer,
+            "initargs": self.initargs,
+        }
+        if self._holding_thread is not None:
+            pool = loky.get_reusable_executor(**options)
+        else:
+            pool = loky.ProcessPoolExecutor(**options)
         _pools.add(pool)
         return pool
+
+    def _release(self, *, kill_workers: bool = False) -> None:
+        """Let go of the pool: a pool of its own is shut down, the reusable one is kept."""
+        executor, self._executor = self._executor, None
+        if self._holding_thread is None:
+            if executor is not None:
+                executor.shutdown(wait=True, kill_workers=kill_workers)
+            return
+        with _holders_lock:
+            _reusable_holders.discard(self._holding_thread)
+            self._holding_thread = None
+        if executor is not None and kill_workers:
+            executor.shutdown(wait=True, kill_workers=True)
 
     def submit(self, function: Callable[[A], R], argument: A) -> Future[R]:
         """Send ``function(argument)`` to a worker process."""
@@ -119,7 +164,7 @@ class LokyBackend(ParallelBackendBase):
         except BrokenProcessPool:
             # A worker of an earlier call died and loky flagged the pool broken only after
             # handing it out again: take a fresh pool, once.
-            self._executor = self._reusable_pool()
+            self._executor = self._new_pool()
             future = self._executor.submit(function, argument)
         # Kept to read exit codes should a worker die (loky only prints them in a message).
         self._processes = dict(getattr(self._executor, "_processes", {}))
@@ -127,23 +172,19 @@ class LokyBackend(ParallelBackendBase):
 
     def stop(self) -> None:
         """Leave the workers running for the next call; they exit when idle long enough."""
-        self._executor = None
+        self._release()
 
     def abort(self) -> None:
         """Kill the workers (running tasks included); the next call starts new ones."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, kill_workers=True)
-            self._executor = None
+        self._release(kill_workers=True)
 
     def worker_failure(self, error: BaseException) -> WorkerDiedError | None:
         """Translate loky's ``TerminatedWorkerError`` into :class:`~zoblib.WorkerDiedError`."""
         if not isinstance(error, TerminatedWorkerError):
             return None  # other broken-pool errors (a task that failed to unpickle) say why
         codes = tuple(int(code) for code in _EXIT_CODE.findall(str(error)))
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            # Settle the broken pool now, so that the next call does not get it back.
-            executor.shutdown(wait=True, kill_workers=True)
+        # Settle the broken pool now, so that the next call does not get it back.
+        self._release(kill_workers=True)
         return worker_died(self.name, codes or exit_codes_of(self._processes))
 
 
