@@ -691,3 +691,42 @@ def test_unknown_hash_name_message_is_joblibs() -> None:
     with pytest.raises(ValueError, match="Valid options for 'hash_name' are") as info:
         hash({"foo": "bar"}, hash_name="invalid")
     assert "xxh3_128" in str(info.value) and "md5" in str(info.value)
+
+
+def _without_padding(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The same fields, nested ones too, declared one after another."""
+    if dtype.subdtype is not None:
+        return np.dtype((_without_padding(dtype.subdtype[0]), dtype.subdtype[1]))
+    if dtype.names is None or dtype.fields is None:
+        return dtype
+    return np.dtype([(name, _without_padding(dtype.fields[name][0])) for name in dtype.names])
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.dtype([("a", "u1"), ("b", "<f8"), ("c", [("d", "<i2"), ("e", "u1")], (2,))], align=True),
+        np.dtype({"names": ["x", "y"], "formats": ["<i4", "<f8"], "offsets": [12, 0], "itemsize": 24}),
+        np.dtype([("a", "u1"), ("b", ">f8")], align=True),
+        np.dtype([("s", [("a", "u1"), ("b", "<i4")], (3,))], align=True),
+        # A scikit-learn tree node: 57 bytes of fields, 7 of padding.
+        np.dtype(
+            {
+                "names": ["left", "right", "feature", "threshold", "impurity", "n", "w", "missing"],
+                "formats": ["<i8", "<i8", "<i8", "<f8", "<f8", "<i8", "<f8", "u1"],
+                "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
+                "itemsize": 64,
+            }
+        ),
+    ],
+)
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 5), (200_000,)])
+def test_padded_struct_digests_are_those_of_the_packed_copy(
+    dtype: np.dtype[Any], shape: tuple[int, ...]
+) -> None:
+    count = int(np.prod(shape))
+    raw = np.random.default_rng(3).integers(0, 256, count * dtype.itemsize, dtype=np.uint8)
+    arr = raw.view(dtype).reshape(shape)
+    packed = np.empty(shape, dtype=_without_padding(dtype))
+    packed[...] = arr  # numpy's own field-by-field copy: the reference
+    assert array_digest(arr) == "xxh3_128:" + xxhash.xxh3_128(packed.tobytes()).hexdigest()

@@ -106,7 +106,59 @@ def feed_c_order(update: Callable[[memoryview], object], arr: npt.NDArray[Any]) 
             # dtypes (datetime64, structured) that memoryview cannot export.
             update(arr.reshape(-1).view(np.uint8).data)
         return
+    if packed is not None and arr.flags.c_contiguous:
+        _feed_field_bytes(update, arr, packed)
+        return
     _feed_copies(update, arr.reshape(1) if arr.ndim == 0 else arr, packed or arr.dtype)
+
+
+#: A padded struct with more byte runs than this is packed field by field instead.
+_MAX_FIELD_RUNS = 64
+
+
+def _feed_field_bytes(
+    update: Callable[[memoryview], object], arr: npt.NDArray[Any], packed: np.dtype[Any]
+) -> None:
+    # A C-contiguous padded struct (a scikit-learn tree's nodes): its packed bytes are byte
+    # runs of each element, copied as plain bytes through one buffer, several times faster
+    # than numpy's field-by-field assignment into the packed dtype.
+    runs = _field_runs(arr.dtype, 0)
+    if len(runs) > _MAX_FIELD_RUNS or not arr.nbytes:
+        _feed_copies(update, arr.reshape(-1), packed)
+        return
+    elements = arr.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize)
+    rows_per_block = max(1, _BLOCK_NBYTES // packed.itemsize)
+    buffer = np.empty((min(rows_per_block, len(elements)), packed.itemsize), dtype=np.uint8)
+    for start in range(0, len(elements), rows_per_block):
+        block = elements[start : start + rows_per_block]
+        out = buffer[: len(block)]
+        written = 0
+        for offset, nbytes in runs:
+            out[:, written : written + nbytes] = block[:, offset : offset + nbytes]
+            written += nbytes
+        update(out.reshape(-1).data)
+
+
+def _field_runs(dtype: np.dtype[Any], base: int) -> list[tuple[int, int]]:
+    """The (offset, nbytes) byte runs of ``dtype``'s values in packed order, merged where adjacent."""
+    runs: list[tuple[int, int]] = []
+    if dtype.subdtype is not None:
+        item, shape = dtype.subdtype
+        for index in range(math.prod(shape)):
+            runs.extend(_field_runs(item, base + index * item.itemsize))
+    elif dtype.fields is not None and dtype.names is not None:
+        for name in dtype.names:
+            field_dtype, offset = dtype.fields[name][:2]
+            runs.extend(_field_runs(field_dtype, base + offset))
+    else:
+        runs.append((base, dtype.itemsize))
+    merged: list[tuple[int, int]] = []
+    for offset, nbytes in runs:
+        if merged and merged[-1][0] + merged[-1][1] == offset:
+            merged[-1] = (merged[-1][0], merged[-1][1] + nbytes)
+        elif nbytes:
+            merged.append((offset, nbytes))
+    return merged
 
 
 def _feed_copies(update: Callable[[memoryview], object], arr: npt.NDArray[Any], dtype: np.dtype[Any]) -> None:
