@@ -145,3 +145,18 @@ def s3() -> Iterator[S3Server]:
     pytest.importorskip("boto3")
     with running_s3_server() as server:
         yield server
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_restored_after_each_module() -> Iterator[None]:
+    """Give every test module the environment the session started with.
+
+    A dask ``LocalCluster`` of worker processes leaves ``OMP_NUM_THREADS=1`` (and MKL's and
+    OpenBLAS's) in ``os.environ`` (distributed's nanny): later modules' worker processes, and
+    joblib's own suite run in a subprocess, would start with one BLAS thread.
+    """
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
