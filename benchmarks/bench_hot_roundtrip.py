@@ -21,6 +21,7 @@ themselves cost at page-cache speed. Each dump writes a new file after an ``os.s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -138,6 +139,9 @@ def main() -> None:
     parser.add_argument("--tmpdir", default=None, help="where to write (a fresh directory is made inside)")
     parser.add_argument("--compress", type=int, default=0, help="compress= for joblib and zoblib alike")
     parser.add_argument("--data", choices=["random", "decimal"], default="random")
+    parser.add_argument(
+        "--save-json", default=None, metavar="PATH", help="also write every time to this JSON file"
+    )
     arguments = parser.parse_args()
     array = data(arguments.data, arguments.size_mib << 20)
     with tempfile.TemporaryDirectory(dir=arguments.tmpdir) as workdir:
@@ -149,6 +153,19 @@ def main() -> None:
         "checksum=False (below 1.00x: what the checks cost).\n"
     )
     print(report(times))
+    if arguments.save_json:
+        document = {
+            "benchmark": "bench_hot_roundtrip",
+            "environment": describe_environment(["numpy", "zarr", "joblib", "zoblib"]),
+            "arguments": {key: value for key, value in vars(arguments).items() if key != "save_json"},
+            "rows": [
+                {"tool": name, "operation": operation, "seconds": samples}
+                for (name, operation), samples in times.items()
+            ],
+        }
+        with open(arguments.save_json, "w") as file:
+            json.dump(document, file, indent=1)
+            file.write("\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from zoblib.archive.writer import WriteOptions, write_archive
 from zoblib.errors import ArchiveWriteError, ZoblibError
 from zoblib.joblib_format.reader import load_joblib_file
 from zoblib.joblib_format.sniffing import identify
+from zoblib.progress import ByteCounter, ProgressOption, byte_progress
 from zoblib.safety.joblib_files import safe_joblib_unpickler
 from zoblib.safety.policy import Policy, Trusted
 from zoblib.safety.switch import safe_load_default
@@ -40,6 +41,7 @@ def dump(
     fsync: bool = False,
     checksum: bool = True,
     storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressOption = False,
 ) -> list[str] | None:
     """Persist a Python object into one archive, its big numpy arrays as Zarr v3 arrays.
 
@@ -77,6 +79,11 @@ def dump(
         data that lives as long as a process, as ``Parallel``'s).
     storage_options
         For a URL: options of its fsspec file system (``endpoint_url``, ``key``, ``anon``...).
+    progress
+        ``True`` draws a bar of the bytes written (arrays and skeleton, before compression) on
+        standard error, advancing chunk by chunk: tqdm's when installed (a widget in Jupyter),
+        else a text bar. A function is called with ``(bytes_done, bytes_total)`` instead.
+        ``False`` (the default) draws nothing, as joblib. A zoblib extension.
 
     Returns
     -------
@@ -130,8 +137,9 @@ def dump(
     except OSError as exc:
         raise _write_error(where, exc) from exc
     try:
-        write_archive(value, writer, options)
-        written = writer.commit()
+        with byte_progress(progress, os.path.basename(where)) as counter:
+            write_archive(value, writer, options, counter)
+            written = writer.commit()
     except BaseException as exc:
         writer.abort()
         if isinstance(exc, OSError) and not isinstance(exc, ZoblibError):
@@ -156,6 +164,7 @@ def load(
     safe: bool | None = None,
     trusted: Trusted = (),
     storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressOption = False,
 ) -> Any:
     """Rebuild an object saved with :func:`dump`, or with ``joblib.dump``.
 
@@ -206,6 +215,11 @@ def load(
         classes and functions themselves (``trusted=[MyModel]``).
     storage_options
         For a URL: options of its fsspec file system (``endpoint_url``, ``key``, ``anon``...).
+    progress
+        ``True`` draws a bar of the bytes read on standard error, advancing as array data is
+        read (with ``mmap_mode``: the skeleton, and what ``verify`` checks); a function is
+        called with ``(bytes_done, bytes_total)`` instead. A file of ``joblib.dump``'s, read by
+        joblib's format, counts its file size, done when the load ends. A zoblib extension.
 
     Returns
     -------
@@ -255,29 +269,46 @@ def load(
     source: str | IO[bytes] = os.fspath(filename) if isinstance(filename, (str, os.PathLike)) else filename
     if isinstance(source, str) and is_url(source):
         native = bool(ensure_native_byte_order)
-        return _load_remote(source, storage_options, mmap_mode, native=native, verify=verify, policy=policy)
+        with byte_progress(progress, os.path.basename(source)) as counter:
+            return _load_remote(
+                source,
+                storage_options,
+                mmap_mode,
+                native=native,
+                verify=verify,
+                policy=policy,
+                progress=counter,
+            )
     if isinstance(source, str):
         source = local_path(source)
     if mmap_mode is not None and not isinstance(source, str):
         mmap_mode = _file_object_mmap_mode(source, mmap_mode)
     with reading(_name_of(source)):
         found = identify(source)
+        label = os.path.basename(_name_of(source))
         if found.kind == "joblib":
             # A file joblib.dump wrote. Safe loading passes its guarded unpickler here
             # (load_joblib_file's ``unpickler``).
-            return load_joblib_file(
-                found.source,
-                compression=found.compression,
-                mmap_mode=mmap_mode,
-                native_byte_order=bool(ensure_native_byte_order),
-                name=_name_of(source),
-                **({} if policy is None else {"unpickler": safe_joblib_unpickler(policy)}),
-            )
+            size = os.path.getsize(source) if isinstance(source, str) else None
+            with byte_progress(progress, label, size):
+                return load_joblib_file(
+                    found.source,
+                    compression=found.compression,
+                    mmap_mode=mmap_mode,
+                    native_byte_order=bool(ensure_native_byte_order),
+                    name=_name_of(source),
+                    **({} if policy is None else {"unpickler": safe_joblib_unpickler(policy)}),
+                )
         container = open_reader(found.source)
         try:
-            value = ArchiveReader(container).load(
-                mmap_mode, native_byte_order=bool(ensure_native_byte_order), verify=verify, policy=policy
-            )
+            with byte_progress(progress, label) as counter:
+                value = ArchiveReader(container).load(
+                    mmap_mode,
+                    native_byte_order=bool(ensure_native_byte_order),
+                    verify=verify,
+                    policy=policy,
+                    progress=counter,
+                )
         except BaseException:
             container.close()
             raise
@@ -294,6 +325,7 @@ def _load_remote(
     native: bool,
     verify: bool,
     policy: Policy | None,
+    progress: ByteCounter | None = None,
 ) -> Any:
     """Load the zoblib archive at ``url``; with ``mmap_mode``, its arrays stay remote and lazy."""
     if mmap_mode in ("r+", "c"):
@@ -306,7 +338,11 @@ def _load_remote(
         container = open_reader(url, storage_options)
         try:
             value = ArchiveReader(container).load(
-                None if mmap_mode is None else "r", native_byte_order=native, verify=verify, policy=policy
+                None if mmap_mode is None else "r",
+                native_byte_order=native,
+                verify=verify,
+                policy=policy,
+                progress=progress,
             )
         finally:
             if mmap_mode is None:

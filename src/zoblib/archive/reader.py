@@ -24,6 +24,7 @@ from zoblib.archive.guard import check_allocation, reading
 from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, checksum, record_checksum
 from zoblib.archive.lazy import LazyArray
 from zoblib.archive.nodes import ArrayNode
+from zoblib.archive.progress import bytes_to_read, read_compressed_counted, region_nbytes
 from zoblib.archive.skeleton import NATIVE_BYTE_ORDER, loads_skeleton
 from zoblib.archive.writer import FORMAT_VERSION
 from zoblib.errors import (
@@ -33,6 +34,7 @@ from zoblib.errors import (
     ChecksumError,
     ZoblibError,
 )
+from zoblib.progress import ByteCounter
 from zoblib.safety.policy import Policy
 
 MMAP_MODES = (None, "r", "r+", "c")
@@ -62,6 +64,8 @@ class ArchiveReader:
             raise ChecksumError(self.path, "the root record does not match its checksum")
         self.format_version = version
         self.record = record
+        #: Counts the bytes read, for ``load(..., progress=...)``; None: nothing counts.
+        self.progress: ByteCounter | None = None
         self._streamed_digests: dict[int, str] = {}
         try:
             self.nodes = {
@@ -90,14 +94,19 @@ class ArchiveReader:
         native_byte_order: bool = False,
         verify: bool = False,
         policy: Policy | None = None,
+        progress: ByteCounter | None = None,
     ) -> Any:
         """Rebuild the archived object.
 
         ``native_byte_order`` (arrays converted to the machine's byte order) needs
         ``mmap_mode=None``. With ``verify``, every node that comes back unread (memory-mapped
         or lazy) is checked whole before the object is returned. With a ``policy`` (safe
-        loading), the skeleton runs only the globals it allows.
+        loading), the skeleton runs only the globals it allows. ``progress`` counts the bytes
+        read as they come.
         """
+        if progress is not None:
+            self.progress = progress
+            progress.start(bytes_to_read(self, mmap_mode, verify))
         if native_byte_order and mmap_mode is not None:
             raise ValueError("native_byte_order needs mmap_mode=None (a memory map keeps the stored bytes)")
         if mmap_mode in ("r+", "c") and any(node.codec is not None for node in self.nodes.values()):
@@ -126,7 +135,7 @@ class ArchiveReader:
 
         def check(node: ArrayNode) -> None:
             if node.path not in verified:
-                self.verify_node(node)
+                self.verify_node(node, self.progress)
                 verified.add(node.path)
 
         def resolve(ref: int) -> Any:
@@ -145,6 +154,8 @@ class ArchiveReader:
                     array = array.astype(array.dtype.newbyteorder("="))
                 if isinstance(array, (np.memmap, LazyArray)):
                     unread[node.path] = node
+                elif self.progress is not None and not from_pack and "offset" in self.refs[ref]:
+                    self.progress.advance(array.nbytes)  # a member of a compressed pack
                 resolved[ref] = array
             return resolved[ref]
 
@@ -163,12 +174,16 @@ class ArchiveReader:
                 check(node)
         return value
 
-    def verify_node(self, node: ArrayNode) -> None:
-        """Check every stored byte of ``node`` against its checksums, a piece at a time."""
+    def verify_node(self, node: ArrayNode, progress: ByteCounter | None = None) -> None:
+        """Check every stored byte of ``node`` against its checksums, a piece at a time
+        (``progress`` counts them)."""
         if node.codec is not None:
             # Every read of a compressed chunk checks its checksum.
             for index in node.chunk_indices():
-                self.container.read_region(node, chunk_region(node, index))
+                region = chunk_region(node, index)
+                self.container.read_region(node, region)
+                if progress is not None:
+                    progress.advance(region_nbytes(node, region))
             return
         if node.nbytes == 0 or not node.checksum:
             return
@@ -178,6 +193,8 @@ class ArchiveReader:
             view = memoryview(buffer)[: min(len(buffer), node.nbytes - start)]
             self.container.read_raw_into(node, view, start)
             running = checksum(view, running)
+            if progress is not None:
+                progress.advance(len(view))
         self._verify(node, running)
 
     # ---- one reference ----------------------------------------------------------------------
@@ -258,10 +275,12 @@ class ArchiveReader:
         if node.codec is None:
             view = byte_view(out, node.order).data
             hasher = None if digest is None else streaming_hasher(node, digest)
-            self._verify(node, read_and_checksum(self.container, node, view, hasher))
+            self._verify(node, read_and_checksum(self.container, node, view, hasher, self.progress))
             if hasher is not None and digest is not None:
                 self._streamed_digests[id(out)] = f"{digest_name(digest)}:{hasher.hexdigest()}"
             return out
+        if self.progress is not None:
+            return read_compressed_counted(self.container, node, out, self.progress)
         return self.container.read_region(node, tuple(slice(None) for _ in node.shape), out)
 
     def _verify(self, node: ArrayNode, computed: int) -> None:
@@ -323,9 +342,13 @@ class ArchiveReader:
                     batch_nbytes += len(view)
                     if batch_nbytes >= STREAM_PIECE_NBYTES:
                         running = checker.submit(_check_batch, running, batch, digests)
+                        if self.progress is not None:
+                            self.progress.advance(batch_nbytes)
                         batch, batch_nbytes = [], 0
                 if batch:
                     running = checker.submit(_check_batch, running, batch, digests)
+                    if self.progress is not None:
+                        self.progress.advance(batch_nbytes)
                 self._verify(node, 0 if running is None else running.result())
         return loaded
 
@@ -365,16 +388,22 @@ def open_lazy_reference(path: str, ref_index: int, storage_options: Mapping[str,
 
 
 def read_and_checksum(
-    container: ContainerReader, node: ArrayNode, out: memoryview, hasher: Any = None
+    container: ContainerReader,
+    node: ArrayNode,
+    out: memoryview,
+    hasher: Any = None,
+    progress: ByteCounter | None = None,
 ) -> int:
     """Read an uncompressed node's bytes into ``out`` and return their CRC-32C.
 
     The checksum of each piece (and, with ``hasher``, its content digest) runs in a second
     thread while the next piece is read, so a checked read costs about as much as an unchecked
-    one.
+    one. ``progress`` counts the pieces as they are read.
     """
     if len(out) <= STREAM_PIECE_NBYTES:  # one piece: no thread to start (skeletons, small nodes)
         container.read_raw_into(node, out, 0)
+        if progress is not None:
+            progress.advance(len(out))
         return _continue_checksum(None, out, hasher)
     running: Future[int] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as pool:
@@ -382,6 +411,8 @@ def read_and_checksum(
             piece = out[start : start + STREAM_PIECE_NBYTES]
             container.read_raw_into(node, piece, start)
             running = pool.submit(_continue_checksum, running, piece, hasher)
+            if progress is not None:
+                progress.advance(len(piece))
         return 0 if running is None else running.result()
 
 

@@ -9,11 +9,16 @@ from typing import IO, Any
 from zoblib.archive.containers import open_reader
 from zoblib.archive.containers.urls import is_url
 from zoblib.archive.guard import reading
+from zoblib.archive.progress import verify_nodes
 from zoblib.archive.reader import ArchiveReader
+from zoblib.progress import ProgressOption, byte_progress
 
 
 def verify(
-    filename: str | os.PathLike[str] | IO[bytes], *, storage_options: Mapping[str, Any] | None = None
+    filename: str | os.PathLike[str] | IO[bytes],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressOption = False,
 ) -> None:
     """Check that every stored byte of an archive matches its checksum.
 
@@ -28,6 +33,10 @@ def verify(
         The archive, as for :func:`load` (a path, a file object or an fsspec URL).
     storage_options
         For a URL: options of its fsspec file system.
+    progress
+        ``True`` draws a bar of the bytes checked on standard error (tqdm's when installed); a
+        function is called with ``(bytes_done, bytes_total)`` as they advance (a zoblib
+        extension: joblib has no ``verify``).
 
     Raises
     ------
@@ -49,5 +58,6 @@ def verify(
         raise ValueError(f"storage_options= only applies to URLs (s3://, memory://...), not {name!r}")
     with reading(name), open_reader(source, storage_options) as container:
         reader = ArchiveReader(container)
-        for node in reader.nodes.values():
-            reader.verify_node(node)
+        with byte_progress(progress, os.path.basename(name)) as counter:
+            for _ in verify_nodes(reader, counter):
+                pass

@@ -25,9 +25,11 @@ from zoblib.archive.integrity import RECORD_CHECKSUM_ATTRIBUTE, record_checksum
 from zoblib.archive.naming import Path, array_locations, node_names
 from zoblib.archive.nodes import DEFAULT_CHUNK_NBYTES, ArrayNode, choose_chunk_shape
 from zoblib.archive.packing import Pack, plan_packs, write_pack
+from zoblib.archive.progress import CountedData
 from zoblib.archive.skeleton import dumps_skeleton
 from zoblib.hashing.algorithms import DEFAULT_HASH_NAME, HashObject, new_hash_object
 from zoblib.hashing.arrays import array_digest, digest_string
+from zoblib.progress import ByteCounter
 
 FORMAT_VERSION = 2
 #: Versions this zoblib reads.
@@ -79,11 +81,18 @@ class _ArrayCollector:
         return index
 
 
-def write_archive(value: Any, container: ContainerWriter, options: WriteOptions) -> None:
-    """Write ``value`` as a complete archive into ``container`` (without committing it)."""
+def write_archive(
+    value: Any, container: ContainerWriter, options: WriteOptions, progress: ByteCounter | None = None
+) -> None:
+    """Write ``value`` as a complete archive into ``container`` (without committing it).
+
+    ``progress`` counts the bytes of the arrays and the skeleton as they are written.
+    """
     collector = _ArrayCollector(options)
     skeleton, pickler = dumps_skeleton(value, options.protocol, collector.extract, collector.reset)
     arrays = collector.arrays
+    if progress is not None:
+        progress.start(sum(array.nbytes for array in arrays) + len(skeleton))
     paths, names = _array_names(value, arrays)
     # Every hash of the bytes written runs on one thread, the hashing lane, batch by batch as
     # they are written: uncompressed arrays in C order get their content digest there too,
@@ -104,13 +113,17 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
                     node = dataclasses.replace(node, attributes={"path": list(paths[index] or ())})
                 hasher = streamed.get(index)
                 feed = None if hasher is None else Digesting(0, array.nbytes, hasher)
-                node = store_node(container, node, ArrayData(array, node, feed))
+                data = ArrayData(array, node, feed)
+                counted = data if progress is None else CountedData(data, node, progress)
+                node = store_node(container, node, counted)
                 nodes[node.path] = node.to_manifest()
                 refs[index] = {"node": node.path}
         packs: list[Pack] = plan_packs([arrays[i] for i in small], small, options)
         for number, pack in enumerate(packs):
             node = write_pack(container, f"{PACKS_GROUP}/{number}", pack, arrays, names, options, streamed)
             nodes[node.path] = node.to_manifest()
+            if progress is not None:
+                progress.advance(node.nbytes)
             for member in pack.members:
                 shape = list(arrays[member.index].shape)
                 refs[member.index] = {"node": node.path, "offset": member.offset, "shape": shape}
@@ -119,6 +132,8 @@ def write_archive(value: Any, container: ContainerWriter, options: WriteOptions)
         skeleton_node = _bytes_node(SKELETON_NODE, len(skeleton), options)
         skeleton_data = ArrayData(np.frombuffer(skeleton, np.uint8), skeleton_node)
         skeleton_node = store_node(container, skeleton_node, skeleton_data)
+        if progress is not None:
+            progress.advance(len(skeleton))
         nodes[SKELETON_NODE] = skeleton_node.to_manifest()
         for index, ref in enumerate(refs):
             hasher = streamed.get(index)

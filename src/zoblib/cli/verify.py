@@ -10,10 +10,12 @@ import click
 
 from zoblib.archive.containers import open_reader
 from zoblib.archive.guard import reading
+from zoblib.archive.progress import verify_nodes
 from zoblib.archive.reader import ArchiveReader
-from zoblib.cli.progress import byte_progress, wants_progress
+from zoblib.cli.progress import wants_progress
 from zoblib.cli.tables import echo_json, fail, format_bytes
 from zoblib.errors import ZoblibError
+from zoblib.progress import byte_progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +47,9 @@ def verify_archive(path: str, *, progress: bool | None = None) -> VerifyResult:
             reader = ArchiveReader(container)
             nbytes = sum(node.nbytes for node in reader.nodes.values())
             enabled = wants_progress(progress, nbytes)
-            with byte_progress(os.path.basename(path), nbytes, enabled=enabled) as advance:
-                for node in reader.nodes.values():
-                    reader.verify_node(node)
+            with byte_progress(enabled, os.path.basename(path)) as counter:
+                for _ in verify_nodes(reader, counter):
                     nodes += 1
-                    advance(node.nbytes)
     except (ZoblibError, OSError) as exc:
         # ArchiveError's ``problem`` is its message without the path, which the result names.
         problem = getattr(exc, "problem", None) or str(exc)

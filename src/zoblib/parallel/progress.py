@@ -1,4 +1,4 @@
-"""Progress of a call: joblib's ``verbose`` messages and a tqdm-style progress bar."""
+"""Progress of a call: joblib's ``verbose`` messages and a progress bar (tqdm's when installed)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,8 @@ import sys
 import time
 from typing import TextIO
 
-#: Seconds between two redraws of the bar on a terminal, and between two lines elsewhere.
-TERMINAL_REFRESH = 0.1
-LOG_REFRESH = 5.0
-BAR_WIDTH = 24
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+from zoblib.parallel.config import nesting_level
+from zoblib.progress import Bar, open_bar
 
 
 class Progress:
@@ -29,7 +20,10 @@ class Progress:
         joblib's levels: 0 silent; above 0, messages at growing intervals; 10 and above, one
         per finished batch. Messages go to standard error (standard output from 50 on).
     progress_bar
-        Draw a bar with the rate and the time left on standard error.
+        Draw a bar with the rate and the time left on standard error (``tqdm.auto``'s when tqdm
+        is installed, a widget in Jupyter). A call made inside a task of another call (in a
+        worker process or thread) draws none: the outer call's bar counts its tasks, and bars
+        from many workers would garble one terminal.
     label
         Names the call in messages, e.g. ``Parallel(n_jobs=2)``.
     total
@@ -48,15 +42,14 @@ class Progress:
         stream: TextIO | None = None,
     ) -> None:
         self.verbose = verbose
-        self.progress_bar = progress_bar
+        self.progress_bar = progress_bar and nesting_level() == 0
         self.label = label
         self.total = total
         self.stream = stream
         self.done = 0
         self.started = time.monotonic()
         self._next_message = 1
-        self._last_draw = -math.inf
-        self._drawn = False
+        self._bar: Bar | None = None
 
     @property
     def active(self) -> bool:
@@ -64,10 +57,12 @@ class Progress:
         return self.verbose > 0 or self.progress_bar
 
     def begin(self, description: str) -> None:
-        """Announce the call (with ``verbose``): which backend, how many workers."""
+        """Announce the call (with ``verbose``): which backend, how many workers; start the bar."""
         self.started = time.monotonic()
         if self.verbose > 0:
             self._message(description)
+        if self.progress_bar and self._bar is None:
+            self._bar = open_bar(self.total, label=self.label, unit="tasks", stream=self.stream)
 
     def update(self, newly_done: int) -> None:
         """Count ``newly_done`` more finished tasks."""
@@ -75,21 +70,27 @@ class Progress:
         if self.verbose > 0 and (self.verbose >= 10 or self.done >= self._next_message):
             self._message(self._done_text())
             self._next_message = max(self.done + 1, math.ceil(self.done * (1 + 4 / self.verbose)))
-        if self.progress_bar:
-            self._draw(final=False)
+        if self._bar is not None:
+            self._bar.update(newly_done)
 
     def set_total(self, total: int) -> None:
         """Learn the number of tasks once the input is exhausted."""
         self.total = total
+        if self._bar is not None and self._bar.total != total:
+            self._bar.total = total
+            self._bar.refresh()
 
     def finish(self, completed: bool) -> None:
-        """Close the report; ``completed`` is False after an error or an abandoned generator."""
+        """Close the report; ``completed`` is False after an error or an abandoned generator.
+
+        The bar is closed either way (where it stopped, after an error), so no half-drawn line
+        is left for the next output to run into.
+        """
         if self.verbose > 0 and completed:
             self._message(f"{self._done_text()} finished")
-        if self.progress_bar:
-            self._draw(final=True)
-            self._out().write("\n")
-            self._out().flush()
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.close()
 
     def _done_text(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -102,46 +103,3 @@ class Progress:
         stream = sys.stdout if self.verbose >= 50 else sys.stderr
         stream.write(f"[{self.label}]: {text}\n")
         stream.flush()
-
-    def _out(self) -> TextIO:
-        return self.stream if self.stream is not None else sys.stderr
-
-    def _draw(self, final: bool) -> None:
-        now = time.monotonic()
-        stream = self._out()
-        terminal = stream.isatty()
-        if not final and now - self._last_draw < (TERMINAL_REFRESH if terminal else LOG_REFRESH):
-            return
-        self._last_draw = now
-        line = self.bar_text(now - self.started)
-        stream.write(("\r" + line) if terminal else (line + ("" if final else "\n")))
-        stream.flush()
-
-    def bar_text(self, elapsed: float) -> str:
-        """Return the bar's line: ``label:  40%|███▌    | 4/10 [00:01<00:01, 3.9 tasks/s]``."""
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        if not rate:
-            rate_text = "? tasks/s"
-        else:
-            rate_text = f"{rate:,.0f} tasks/s" if rate >= 100 else f"{rate:.2f} tasks/s"
-        if self.total is None or self.total == 0:
-            return f"{self.label}: {self.done} tasks [{_duration(elapsed)}, {rate_text}]"
-        fraction = min(self.done / self.total, 1.0)
-        left = (self.total - self.done) / rate if rate else math.inf
-        eta = _duration(left) if math.isfinite(left) else "?"
-        return (
-            f"{self.label}: {fraction:4.0%}|{self._bar(fraction)}| {self.done}/{self.total} "
-            f"[{_duration(elapsed)}<{eta}, {rate_text}]"
-        )
-
-    def _bar(self, fraction: float) -> str:
-        encoding = getattr(self._out(), "encoding", None) or "ascii"
-        try:
-            "█▏".encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            filled = int(fraction * BAR_WIDTH)
-            return "#" * filled + " " * (BAR_WIDTH - filled)
-        eighths = int(fraction * BAR_WIDTH * 8)
-        full, part = divmod(eighths, 8)
-        partial = " ▏▎▍▌▋▊▉"[part] if full < BAR_WIDTH else ""
-        return ("█" * full + partial).ljust(BAR_WIDTH)
