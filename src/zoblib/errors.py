@@ -24,9 +24,13 @@ The tree::
     │                                    ran past its ``timeout`` (joblib raises the former)
     ├── BackendOptionError(ValueError, AssertionError)  an option the parallel backend does not
     │                                    take (joblib refuses some with ``AssertionError``)
+    ├── DaskClientError(ValueError)      ``backend='dask'`` found no ``distributed.Client`` (or
+    │                                    its cluster no worker)
     └── RemoteTaskError(RuntimeError)    carries a worker's traceback as the ``__cause__`` of a task error
 
     ZoblibWarning(UserWarning)           base of zoblib's warnings
+    ├── ArraysThroughEngineWarning       workers on other machines and no ``store=``: big arrays go
+    │                                    through the engine (dask's transfer), pickled with each batch
     └── CacheWarning                     ``Memory`` warnings (entries it could not evict, ...)
         ├── CacheEntryWarning            an unreadable cache entry, treated as a miss
         ├── FunctionChangedWarning       a cached function's code changed: its results are cleared
@@ -118,6 +122,14 @@ class ZoblibWarning(UserWarning):
     """Base class of zoblib's warnings."""
 
 
+class ArraysThroughEngineWarning(ZoblibWarning):
+    """Big numpy arrays go through the parallel engine (pickled with each batch), not by reference.
+
+    Issued once per cluster when its workers run on other machines and no ``store=`` was given
+    to ``parallel_config``: the call's temporary folder is not readable there.
+    """
+
+
 class UnknownBackendError(ZoblibError, ValueError):
     """A parallel backend name that is not registered; the message lists the known ones."""
 
@@ -147,6 +159,13 @@ class BackendOptionError(ZoblibError, ValueError, AssertionError):
 
     Also an ``AssertionError``, which is what joblib raises for a misplaced
     ``inner_max_num_threads``.
+    """
+
+
+class DaskClientError(ZoblibError, ValueError):
+    """``backend='dask'`` has no ``distributed.Client`` to run on, or its cluster has no worker.
+
+    A ``ValueError``, as joblib's dask backend raises; the message says how to make a client.
     """
 
 

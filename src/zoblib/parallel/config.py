@@ -8,6 +8,7 @@ down, sequential deeper) and a fair share of the CPUs (see :func:`worker_context
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,13 +22,21 @@ from zoblib.parallel.cpu import cpu_count
 
 if TYPE_CHECKING:
     from zoblib.parallel.backends.base import ParallelBackendBase
+    from zoblib.parallel.store import ArrayStore
 
 T = TypeVar("T")
 
 PREFER_VALUES = (None, "processes", "threads")
 REQUIRE_VALUES = (None, "sharedmem")
 #: Settings a worker passes on to the calls its tasks make (the others are about the outer call).
-INHERITED_IN_WORKERS = ("temp_folder", "max_nbytes", "mmap_mode", "inner_max_num_threads")
+INHERITED_IN_WORKERS = (
+    "temp_folder",
+    "max_nbytes",
+    "mmap_mode",
+    "inner_max_num_threads",
+    "store",
+    "storage_options",
+)
 
 _NONE_MEANS_UNSET = frozenset({"n_jobs", "backend", "prefer", "require", "temp_folder"})
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -211,6 +220,14 @@ class parallel_config:  # lowercase: joblib's name
         :class:`~zoblib.errors.BackendOptionError`.
     progress_bar
         Show a progress bar on standard error.
+    store
+        Where big numpy arguments and results (above ``max_nbytes``) of process and cluster
+        backends go instead of the call's temporary folder: a folder every worker reads
+        (``"/shared/dir"``) or an fsspec URL (``"s3://bucket/prefix"``). Arrays are named by
+        their content and stay there after the call, so a repeated argument is written once
+        (see :mod:`zoblib.parallel.store`; ``clear_store`` empties it).
+    storage_options
+        Options of the store URL's fsspec file system (``endpoint_url``, ``key``...).
     **backend_params
         Passed to the backend's factory when ``backend`` is a name: ``initializer`` and
         ``initargs`` (run once in each worker process of ``'loky'`` and
@@ -238,6 +255,8 @@ class parallel_config:  # lowercase: joblib's name
         require: str | None = NONE_DEFAULT,
         inner_max_num_threads: int | None = NONE_DEFAULT,
         progress_bar: bool = FALSE_DEFAULT,
+        store: str | os.PathLike[str] | None = NONE_DEFAULT,
+        storage_options: Mapping[str, Any] | None = NONE_DEFAULT,
         **backend_params: Any,
     ) -> None:
         given = {
@@ -251,6 +270,8 @@ class parallel_config:  # lowercase: joblib's name
             "require": require,
             "inner_max_num_threads": inner_max_num_threads,
             "progress_bar": progress_bar,
+            "store": store,
+            "storage_options": storage_options,
         }
         self.settings: dict[str, Any] = {k: v for k, v in given.items() if not is_default(v)}
         if backend_params:
@@ -353,6 +374,27 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     parse_nbytes(settings.get("max_nbytes"))
     if settings.get("mmap_mode") is not None:
         memmap_mode(settings["mmap_mode"])
+    if settings.get("store") is not None or settings.get("storage_options") is not None:
+        array_store(settings)  # refuse storage_options for a folder, or without a store, now
+
+
+def array_store(settings: Mapping[str, Any]) -> ArrayStore | None:
+    """Return the content-named store ``settings`` name (``store=``), or None.
+
+    Raises
+    ------
+    ValueError
+        For ``storage_options`` without a store at a URL.
+    """
+    from zoblib.parallel.store import ArrayStore
+
+    location = settings.get("store")
+    options = settings.get("storage_options")
+    if location is None:
+        if options:
+            raise ValueError("storage_options= needs store= (the URL they are the options of)")
+        return None
+    return ArrayStore(os.fspath(location), options or {})
 
 
 def _check_backend_options(

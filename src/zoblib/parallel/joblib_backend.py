@@ -33,7 +33,13 @@ from joblib.parallel import (
 from zoblib.errors import ZoblibWarning
 from zoblib.parallel import pickling
 from zoblib.parallel.backends.base import ParallelBackendBase
-from zoblib.parallel.config import WorkerShare, available_cpus, worker_share
+from zoblib.parallel.config import (
+    WorkerShare,
+    array_store,
+    available_cpus,
+    get_active_config,
+    worker_share,
+)
 from zoblib.parallel.delayed import Task
 from zoblib.parallel.registry import make_backend
 from zoblib.parallel.run import batch_outcome, pickle_batch, task_error, task_name
@@ -89,8 +95,11 @@ class ZoblibJoblibBackend(AutoBatchingMixin, JoblibBackendBase):  # type: ignore
     nesting_level, inner_max_num_threads
         As for joblib's backends (joblib passes them).
     zoblib_backend
-        The zoblib backend whose workers run the tasks: a process backend's name
-        (``'loky'``, the default, or ``'multiprocessing'``) or object.
+        The zoblib backend whose workers run the tasks: a process or cluster backend's name
+        (``'loky'``, ``'multiprocessing'``, ``'dask'``...) or object. Default: the backend of
+        the enclosing ``zoblib.parallel_config`` block when it runs tasks outside this process
+        (enter that block first: joblib makes this backend when its own block starts), else
+        ``'loky'``.
     **options
         Options of that backend (``initializer``, ``initargs``...).
     """
@@ -105,13 +114,11 @@ class ZoblibJoblibBackend(AutoBatchingMixin, JoblibBackendBase):  # type: ignore
         self,
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
-        zoblib_backend: str | ParallelBackendBase = "loky",
+        zoblib_backend: str | ParallelBackendBase | None = None,
         **options: Any,
     ) -> None:
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
-        backend = (
-            make_backend(zoblib_backend, **options) if isinstance(zoblib_backend, str) else zoblib_backend
-        )
+        backend = _choose_zoblib_backend(zoblib_backend, options)
         if backend.supports_sharedmem:
             raise ValueError(
                 f"the joblib backend 'zoblib' runs tasks in zoblib's worker processes, but "
@@ -160,17 +167,24 @@ class ZoblibJoblibBackend(AutoBatchingMixin, JoblibBackendBase):  # type: ignore
             self.zoblib_backend = self.zoblib_backend.with_options(options)
         self.parallel = parallel
         backend = self.zoblib_backend
-        by_reference = max_nbytes is not None and mmap_mode is not None and backend.supports_shared_folder
-        if by_reference and self._folder is None:
+        store = array_store(get_active_config())
+        by_reference = (
+            max_nbytes is not None
+            and mmap_mode is not None
+            and (store is not None or backend.supports_shared_folder)
+        )
+        if by_reference and self._passing is None:
             assert max_nbytes is not None and mmap_mode is not None
-            self._folder = create_call_folder(temp_root(temp_folder))
-            self._passing = pickling.ArrayPassing(self._folder, max_nbytes, mmap_mode)
+            if store is None:
+                self._folder = create_call_folder(temp_root(temp_folder))
+            self._passing = pickling.ArrayPassing(self._folder, max_nbytes, mmap_mode, store=store)
         outer = worker_share()
         cpus = max(1, available_cpus() // count)
         self._setup = WorkerSetup(
             share=WorkerShare(nesting_level=(0 if outer is None else outer.nesting_level) + 1, cpus=cpus),
             results_folder=self._folder,
             max_nbytes=max_nbytes if by_reference else None,
+            results_store=store if by_reference else None,
         )
         explicit = self.inner_max_num_threads if backend.supports_worker_env else None
         backend.start(count, thread_limit_env(cpus, explicit))
@@ -225,3 +239,18 @@ class ZoblibJoblibBackend(AutoBatchingMixin, JoblibBackendBase):  # type: ignore
             remove_call_folder(self._folder)
         self._folder = None
         self._passing = None
+
+
+def _choose_zoblib_backend(
+    chosen: str | ParallelBackendBase | None, options: dict[str, Any]
+) -> ParallelBackendBase:
+    """Make the zoblib backend named, or the enclosing ``zoblib.parallel_config``'s, or loky's."""
+    if chosen is None:
+        active = get_active_config()
+        if active.get("backend") is not None:
+            params = {**active.get("backend_params", {}), **options}
+            configured = make_backend(active["backend"], **params)
+            if not configured.supports_sharedmem:
+                return configured
+        chosen = "loky"
+    return make_backend(chosen, **options) if isinstance(chosen, str) else chosen

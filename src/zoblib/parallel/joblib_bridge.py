@@ -25,8 +25,8 @@ def register_joblib_backend(name: str = JOBLIB_BACKEND_NAME, make_default: bool 
     ``cross_val_score``...) in zoblib's worker processes: big numpy arrays travel as
     memory-mapped files, and errors carry zoblib's messages (the worker's traceback, a
     :class:`~zoblib.WorkerDiedError` naming the signal). Options of the block go to the zoblib
-    backend: ``zoblib_backend`` (``'loky'``, the default, or ``'multiprocessing'``) and that
-    backend's own (``initializer``, ``initargs``...).
+    backend: ``zoblib_backend`` (``'loky'``, the default, ``'multiprocessing'``, or a cluster's:
+    ``'dask'``, ``'ray'``) and that backend's own (``initializer``, ``initargs``...).
 
     Parameters
     ----------

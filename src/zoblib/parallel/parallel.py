@@ -27,6 +27,7 @@ from zoblib.parallel.config import (
     REQUIRE_VALUES,
     VERBOSE_DEFAULT,
     WorkerShare,
+    array_store,
     available_cpus,
     check_choice,
     convert_n_jobs,
@@ -96,7 +97,9 @@ class Parallel:
     require
         ``'sharedmem'``: the tasks need shared memory, so threads are used.
     progress_bar
-        Draw a progress bar with rate and time left on standard error.
+        Draw a progress bar with rate and time left on standard error: ``tqdm.auto``'s when
+        tqdm is installed (a widget in Jupyter), else a text bar of zoblib's. Calls nested in
+        a task of another call draw none.
     return_memmaps
         Return array results that came back by reference (larger than ``max_nbytes``, from
         process workers) as ``np.memmap`` (private, writable copy-on-write maps of the files the
@@ -162,6 +165,7 @@ class Parallel:
         self.mmap_mode = setting("mmap_mode", mmap_mode)
         if self.mmap_mode is not None:
             memmap_mode(self.mmap_mode)
+        self.store = array_store(get_active_config())
         self.progress_bar = bool(setting("progress_bar", progress_bar))
         self.return_memmaps = bool(return_memmaps)
         self._inner_threads: int | None = get_active_config().get("inner_max_num_threads")
@@ -271,6 +275,7 @@ class Parallel:
             results = self._run_inline(iterable, progress, call)
             # A generator dropped before its first next() never runs its finally.
             weakref.finalize(results, self._call_ended, call)
+            weakref.finalize(results, progress.finish, False)
         else:
             progress.begin(f"Using backend {self.backend.name} with {n_jobs} concurrent workers.")
             results = self._run_pool(iterable, n_jobs, progress, call)
@@ -317,6 +322,7 @@ class Parallel:
                 memmap_results=self.return_memmaps,
             ),
             keep_workers=self._keep_workers,
+            store=self.store,
         )
         run = CallRun(plan, iterable, progress, on_close=functools.partial(self._call_ended, call))
         run.start()

@@ -24,6 +24,7 @@ import numpy as np
 
 from zoblib.errors import ZoblibError
 from zoblib.parallel.arrays import ArrayRef, can_share, file_backing, open_shared, write_shared
+from zoblib.parallel.store import ArrayStore, StoredArray, open_stored
 
 
 def open_argument(ref: ArrayRef) -> np.ndarray[Any, Any]:
@@ -63,6 +64,10 @@ class ArrayPassing:
         than arguments (opened by :func:`open_argument` in a worker).
     memmap_results
         Whether results opened in the caller stay ``np.memmap`` objects.
+    store
+        A content-named store (``parallel_config(store=...)``) that takes every big array in
+        place of ``folder``, memmaps of the caller's files included: the workers may not read
+        those files.
 
     Notes
     -----
@@ -78,31 +83,40 @@ class ArrayPassing:
         *,
         for_results: bool = False,
         memmap_results: bool = False,
+        store: ArrayStore | None = None,
     ) -> None:
         self.folder = folder
+        self.store = store
         self.memmap_results = memmap_results
         self.max_nbytes = max_nbytes
         self.mode = mode
         self.for_results = for_results
-        self.written: dict[int, tuple[np.ndarray[Any, Any], ArrayRef]] = {}
+        self.written: dict[int, tuple[np.ndarray[Any, Any], ArrayRef | StoredArray]] = {}
 
-    def reference_for(self, array: np.ndarray[Any, Any]) -> ArrayRef | None:
+    def reference_for(self, array: np.ndarray[Any, Any]) -> ArrayRef | StoredArray | None:
         """Return the reference to send instead of ``array``, or None to pickle it as usual."""
         if not can_share(array):
             return None
-        backing = file_backing(array)
-        if backing is not None:
-            return backing
-        if array.nbytes <= self.max_nbytes or self.folder is None:
+        if self.store is None:
+            backing = file_backing(array)
+            if backing is not None:
+                return backing
+        if array.nbytes <= self.max_nbytes or (self.folder is None and self.store is None):
             return None
         seen = self.written.get(id(array))
         if seen is not None and seen[0] is array:
             return seen[1]
-        try:
-            ref = write_shared(array, self.folder, self.mode)
-        except (OSError, ZoblibError):
-            # No room left, or the call is over: the bytes go through the pipe instead.
-            return None
+        ref: ArrayRef | StoredArray
+        if self.store is not None:
+            # A store that fails (no credentials, no bucket) is an error to see, not a reason
+            # to send gigabytes through the engine instead.
+            ref = self.store.put(array, self.mode)
+        else:
+            try:
+                ref = write_shared(array, self.folder or "", self.mode)
+            except (OSError, ZoblibError):
+                # No room left, or the call is over: the bytes go through the pipe instead.
+                return None
         self.written[id(array)] = (array, ref)
         return ref
 
@@ -111,6 +125,8 @@ class ArrayPassing:
         ref = self.reference_for(array)
         if ref is None:
             return None
+        if isinstance(ref, StoredArray):
+            return open_stored, (ref, self.for_results, self.memmap_results)
         if not self.for_results:
             return open_argument, (ref,)
         temporary = self.folder is not None and ref.path.startswith(self.folder + os.sep)

@@ -44,6 +44,13 @@ def _dask(**params: Any) -> ParallelBackendBase:
     return DaskBackend(**params)
 
 
+def _ray(**params: Any) -> ParallelBackendBase:
+    # Raises UnknownBackendError naming `pip install ray` when it is missing.
+    from zoblib.parallel.backends.ray import RayBackend
+
+    return RayBackend(**params)
+
+
 # Built-ins import their module on first use: loky costs time to import.
 _backends: dict[str, BackendFactory] = {
     "loky": _loky,
@@ -54,8 +61,8 @@ _backends: dict[str, BackendFactory] = {
 _default_name = ["loky"]
 # Engines registered when their name is first used (joblib's EXTERNAL_BACKENDS): until then
 # BACKENDS holds the backends that need nothing outside this process (joblib's tests make one
-# of each, and a dask backend needs a client).
-_on_first_use: dict[str, BackendFactory] = {"dask": _dask}
+# of each, and a dask backend needs a client, a ray one a cluster).
+_on_first_use: dict[str, BackendFactory] = {"dask": _dask, "ray": _ray}
 
 #: The registered backend factories by name (read-only; add with register_parallel_backend).
 BACKENDS: Mapping[str, BackendFactory] = MappingProxyType(_backends)
@@ -116,9 +123,7 @@ def check_backend(backend: object) -> None:
 
 
 #: joblib's backends that zoblib does not provide, and what joblib's do.
-_NOT_PROVIDED = {
-    "ray": "joblib's runs the tasks on a ray cluster",
-}
+_NOT_PROVIDED: dict[str, str] = {}
 
 
 def make_backend(backend: str | ParallelBackendBase, **params: Any) -> ParallelBackendBase:

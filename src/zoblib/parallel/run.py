@@ -18,12 +18,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from zoblib.errors import ParallelTimeoutError, RemoteTaskError, WorkerDiedError
+from zoblib.errors import ArchiveError, ParallelTimeoutError, RemoteTaskError, WorkerDiedError
 from zoblib.parallel import pickling
 from zoblib.parallel.backends.base import ParallelBackendBase
 from zoblib.parallel.batching import BatchSizer
 from zoblib.parallel.delayed import Task, check_task
 from zoblib.parallel.progress import Progress
+from zoblib.parallel.store import ArrayStore
 from zoblib.parallel.tempfolder import create_call_folder, remove_call_folder, temp_root
 from zoblib.parallel.worker import (
     BatchOutcome,
@@ -49,13 +50,18 @@ class CallPlan:
     worker_env: Mapping[str, str]
     setup: WorkerSetup
     keep_workers: bool
+    store: ArrayStore | None = None
 
     @property
     def by_reference(self) -> bool:
-        """Whether big arrays travel as files (a process backend, and not switched off)."""
+        """Whether big arrays travel as files (a process backend, and not switched off).
+
+        Through ``store`` when one is given (any process backend), else through the call's
+        temporary folder, which needs workers that read the caller's file system.
+        """
         return (
             not self.backend.supports_sharedmem
-            and self.backend.supports_shared_folder
+            and (self.store is not None or self.backend.supports_shared_folder)
             and self.max_nbytes is not None
             and self.mmap_mode is not None
         )
@@ -116,9 +122,19 @@ class CallRun:
             plan = self.plan
             if plan.by_reference:
                 assert plan.max_nbytes is not None and plan.mmap_mode is not None
-                self._folder = create_call_folder(temp_root(plan.temp_folder))
-                self._passing = pickling.ArrayPassing(self._folder, plan.max_nbytes, plan.mmap_mode)
-                self.plan = replace(plan, setup=replace(plan.setup, results_folder=self._folder))
+                if plan.store is not None:
+                    self._passing = pickling.ArrayPassing(
+                        None, plan.max_nbytes, plan.mmap_mode, store=plan.store
+                    )
+                    self.plan = replace(plan, setup=replace(plan.setup, results_store=plan.store))
+                else:
+                    self._folder = create_call_folder(temp_root(plan.temp_folder))
+                    self._passing = pickling.ArrayPassing(self._folder, plan.max_nbytes, plan.mmap_mode)
+                    self.plan = replace(plan, setup=replace(plan.setup, results_folder=self._folder))
+            elif not plan.backend.supports_sharedmem:
+                # Workers that cannot read our files: results come back whole too, even those
+                # that are memmaps of the worker's own files.
+                self.plan = replace(plan, setup=replace(plan.setup, max_nbytes=None))
             self.plan.backend.start(plan.n_jobs, plan.worker_env)
             self._fill()
         except BaseException:
@@ -286,12 +302,16 @@ def pickle_batch(
 
     Raises
     ------
+    ArchiveError
+        When the ``store=`` cannot take a big array (a missing bucket, refused credentials).
     pickle.PicklingError
         Whatever the pickler raised (``TypeError`` for a lock, what a ``__reduce__`` raises),
         as joblib raises: callers catch that. ``what`` names the tasks in the message.
     """
     try:
         return pickling.dumps((setup, tasks), passing)
+    except ArchiveError:
+        raise  # the store= could not take an array: its own error names the URL and why
     except Exception as exc:
         raise pickle.PicklingError(
             f"Could not pickle the task to send it to the workers: {what} for the "

@@ -22,6 +22,7 @@ from zoblib.errors import RemoteTaskError
 from zoblib.parallel import pickling
 from zoblib.parallel.config import WorkerShare, worker_context
 from zoblib.parallel.delayed import Task
+from zoblib.parallel.store import ArrayStore
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class WorkerSetup:
         Results larger than this go by reference.
     memmap_results
         Whether results that go by reference reach the caller as ``np.memmap`` objects.
+    results_store
+        The content-named store big array results go to instead of ``results_folder``.
     """
 
     share: WorkerShare
@@ -47,6 +50,7 @@ class WorkerSetup:
     results_folder: str | None = None
     max_nbytes: int | None = None
     memmap_results: bool = False
+    results_store: ArrayStore | None = None
 
 
 @dataclass
@@ -134,6 +138,7 @@ def run_batch_remote(payload: bytes) -> bytes:
             "r",
             for_results=True,
             memmap_results=setup.memmap_results,
+            store=setup.results_store,
         )
     try:
         return pickling.dumps(outcome, passing)

@@ -2,11 +2,16 @@
 
 Only the engine is dask's: ``Parallel`` still batches, pickles, orders results, raises the
 tasks' own exceptions and enforces timeouts. Each batch is one dask task whose argument is the
-batch pickled by zoblib, so big numpy arrays travel as they do with loky: written once to the
-call's temporary folder and memory-mapped by the workers (see :mod:`zoblib.parallel.arrays`).
-That needs workers that read the caller's file system: a ``LocalCluster``, or workers that
-mount the folder given as ``temp_folder=``; otherwise pass ``max_nbytes=None`` and arrays go
-through dask with the rest of the batch.
+batch pickled by zoblib, so big numpy arrays travel by reference, never through the scheduler:
+
+- with ``parallel_config(store=...)`` (a folder every worker mounts, or an ``s3://``... URL)
+  through that content-named store (:mod:`zoblib.parallel.store`), whatever the cluster;
+- else, for workers on this machine (a ``LocalCluster``), as with loky: written once to the
+  call's temporary folder and memory-mapped by the workers (:mod:`zoblib.parallel.arrays`);
+- else (workers on other machines, told by their addresses: :func:`remote_workers`) through
+  dask's own transfer, pickled with each batch, with an :class:`ArraysThroughEngineWarning`
+  once per cluster. ``shared_filesystem=True`` says the workers mount the temporary folder
+  (``temp_folder=``) after all; ``shared_filesystem=False`` treats any cluster as remote.
 
 A task's own ``Parallel`` calls run on the same cluster: the task leaves its worker's thread
 pool while it waits (``distributed.secede``), so a cluster whose threads all wait on nested
@@ -17,7 +22,6 @@ calls still has threads to run them, and takes its place back when the inner cal
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import ipaddress
 import socket
@@ -25,12 +29,20 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
-from zoblib.errors import UnknownBackendError, WorkerDiedError, ZoblibError, ZoblibWarning
+from zoblib.errors import (
+    ArraysThroughEngineWarning,
+    DaskClientError,
+    UnknownBackendError,
+    WorkerDiedError,
+)
 from zoblib.parallel.backends.base import A, ParallelBackendBase, R
-from zoblib.parallel.config import NESTED_BACKEND, convert_n_jobs
+from zoblib.parallel.backends.futures import copy_outcome
+from zoblib.parallel.config import NESTED_BACKEND, convert_n_jobs, get_active_config
+
+__all__ = ["DaskBackend", "DaskClientError", "remote_workers", "run_in_dask_task"]
 
 try:
     # As Any: most of distributed's API is untyped, which strict mypy refuses to call.
@@ -44,10 +56,6 @@ except ImportError as exc:  # pragma: no cover - exercised in an environment wit
 
 #: joblib's default: seconds to wait for a first worker of a cluster that has none yet.
 WAIT_FOR_WORKERS_TIMEOUT = 10.0
-
-
-class DaskClientError(ZoblibError, ValueError):
-    """No ``distributed.Client`` to run the tasks on (a ``ValueError``, as joblib raises)."""
 
 
 def run_in_dask_task(function: Callable[[A], R], argument: A) -> R:
@@ -78,9 +86,14 @@ class DaskBackend(ParallelBackendBase):
     scatter
         joblib's list of objects to send to every worker once. Accepted for joblib's code;
         zoblib does not need it for numpy arrays (big ones travel by reference through the
-        temporary folder); other objects are pickled with each batch.
+        temporary folder or the ``store=``); other objects are pickled with each batch.
     wait_for_workers_timeout
         Seconds to wait for a first worker when the cluster has none (0: do not wait).
+    shared_filesystem
+        Whether the workers read this machine's files (the call's temporary folder). ``None``
+        (default): when all of them run on this machine. ``False`` sends big arrays through
+        dask unless a ``store=`` is given; ``True`` trusts workers elsewhere to mount
+        ``temp_folder=``.
     **submit_kwargs
         Passed on to ``Client.submit`` for every batch (``resources=``, ``priority=``,
         ``retries=``...), as joblib's dask backend does.
@@ -113,6 +126,7 @@ class DaskBackend(ParallelBackendBase):
         scheduler_host: str | None = None,
         scatter: list[Any] | tuple[Any, ...] | None = None,
         wait_for_workers_timeout: float = WAIT_FOR_WORKERS_TIMEOUT,
+        shared_filesystem: bool | None = None,
         **submit_kwargs: Any,
     ) -> None:
         if scatter is not None and not isinstance(scatter, list | tuple):
@@ -121,11 +135,11 @@ class DaskBackend(ParallelBackendBase):
         self.scheduler_host = scheduler_host
         self.scatter = list(scatter or ())
         self.wait_for_workers_timeout = wait_for_workers_timeout
+        self.shared_filesystem = shared_filesystem
         self.submit_kwargs = dict(submit_kwargs)
         self._pending: set[Any] = set()  # distributed.Future objects
         self._lock = threading.Lock()
         self._seceded_thread: int | None = None
-        self._warned_remote = False
 
     def with_options(self, options: Mapping[str, Any]) -> DaskBackend:
         """Return a dask backend with these options replacing this one's."""
@@ -135,17 +149,20 @@ class DaskBackend(ParallelBackendBase):
             "client": self.client,
             "scatter": self.scatter,
             "wait_for_workers_timeout": self.wait_for_workers_timeout,
+            "shared_filesystem": self.shared_filesystem,
             **self.submit_kwargs,
         }
         return DaskBackend(**{**current, **options})
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        """Count negative ``n_jobs`` from the cluster's threads (``-1``: all of them)."""
+        """Count negative ``n_jobs`` from the cluster's threads (``-1``: all of them).
+
+        Also decides, from the workers' addresses, whether they read this machine's files
+        (``supports_shared_folder``): each call asks it before it starts.
+        """
         count = convert_n_jobs(n_jobs)
-        if count >= 1:
-            return count
         threads = self._cluster_threads()
-        return max(threads + 1 + count, 1)
+        return count if count >= 1 else max(threads + 1 + count, 1)
 
     def _cluster_threads(self) -> int:
         threads: dict[str, int] = self.client.nthreads()
@@ -160,21 +177,35 @@ class DaskBackend(ParallelBackendBase):
                     "parallel_config(backend='dask', wait_for_workers_timeout=...)"
                 ) from exc
             threads = self.client.nthreads()
-        self._warn_if_remote(threads)
+        self._decide_array_transfer(list(threads))
         return sum(threads.values())
 
-    def _warn_if_remote(self, threads: Mapping[str, int]) -> None:
-        remote = sorted(address for address in threads if not _is_local(address))
-        if remote and not self._warned_remote:
-            self._warned_remote = True
-            warnings.warn(
-                f"dask workers {', '.join(remote[:3])} run on other machines: big numpy arrays "
-                "go to them as files in the call's temporary folder, which they must read too "
-                "(pass temp_folder= a folder every worker mounts), or pass max_nbytes=None to "
-                "send them through dask",
-                ZoblibWarning,
-                stacklevel=5,
-            )
+    def _decide_array_transfer(self, addresses: list[str]) -> None:
+        """Send big arrays by the temporary folder only to workers that read it; else say so once."""
+        remote = remote_workers(addresses) if self.shared_filesystem is None else []
+        shared = self.shared_filesystem if self.shared_filesystem is not None else not remote
+        # An instance attribute over the class's: this cluster's answer, asked by each call.
+        self.supports_shared_folder = shared  # type: ignore[misc]
+        if shared or get_active_config().get("store") is not None:
+            return
+        cluster = str(getattr(self.client.scheduler, "address", self.client))
+        with _warned_lock:
+            if cluster in _warned_clusters:
+                return
+            _warned_clusters.add(cluster)
+        where = (
+            f"dask workers {', '.join(remote[:3])} run on other machines"
+            if remote
+            else ("shared_filesystem=False: the dask workers do not read this machine's files")
+        )
+        warnings.warn(
+            f"{where}, so big numpy arguments and results go through dask, pickled with each "
+            "batch (through the scheduler's and workers' memory). Give a store every worker "
+            "reads, parallel_config(backend='dask', store='s3://bucket/prefix' or "
+            "'/shared/dir'), to send them by reference. Said once per cluster.",
+            ArraysThroughEngineWarning,
+            stacklevel=5,
+        )
 
     def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
         """Leave the worker's thread pool when called from inside a task (a nested call)."""
@@ -203,17 +234,7 @@ class DaskBackend(ParallelBackendBase):
     def _settle(self, future: Future[Any], dask_future: Any) -> None:
         with self._lock:
             self._pending.discard(dask_future)
-        if future.cancelled():
-            return
-        # Settled on dask's callback thread; set_* raise InvalidStateError when the caller
-        # cancelled the future meanwhile (the call ended), which is then nobody's concern.
-        with contextlib.suppress(InvalidStateError):
-            try:
-                result = dask_future.result()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+        copy_outcome(dask_future, future)
 
     def stop(self) -> None:
         """Take the task's thread slot back if a nested call gave it up; the cluster stays."""
@@ -250,6 +271,9 @@ class DaskBackend(ParallelBackendBase):
 
 
 _clients_by_address: dict[str, Any] = {}
+#: Schedulers whose workers were said, once, to get arrays through dask.
+_warned_clusters: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 def _find_client(scheduler_host: str | None) -> Any:
@@ -266,6 +290,17 @@ def _find_client(scheduler_host: str | None) -> Any:
             "Client()` for a cluster on this machine, or `Client('scheduler-address:8786')`), "
             "or pass parallel_config(backend='dask', client=client)"
         ) from exc
+
+
+def remote_workers(addresses: list[str]) -> list[str]:
+    """Return, sorted, the worker addresses (``tcp://host:port``...) that are not this machine.
+
+    Examples
+    --------
+    >>> remote_workers(["tcp://127.0.0.1:4001", "inproc://10.0.0.1/1/2", "tcp://192.0.2.7:4001"])
+    ['tcp://192.0.2.7:4001']
+    """
+    return sorted(address for address in addresses if not _is_local(address))
 
 
 def _is_local(address: str) -> bool:
