@@ -9,16 +9,25 @@ within one process):
 3. a cache hit returning a big array with ``mmap_mode='r'``;
 4. storing a big result (the miss that writes it).
 
+The scale table (``--scale``) fills one cache per library with N entries of a function returning
+a small int (one fresh process per library and size), then measures, in that process: storing a
+new small result (median of single calls), a hit on a random entry, ``reduce_size`` removing 100
+entries, listing the function's entries, and the process's peak RSS (``ru_maxrss``).
+
 Usage::
 
     python benchmarks/bench_memory.py            # 1 GiB arrays
     python benchmarks/bench_memory.py --quick    # 64 MiB arrays, fewer repeats
+    python benchmarks/bench_memory.py --scale    # the scale table at 1k and 100k entries
+    python benchmarks/bench_memory.py --scale --million   # ... and 1M (hours; not run in CI)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import resource
 import shutil
 import statistics
 import sys
@@ -30,7 +39,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import describe_environment, format_ratio, format_seconds, markdown_table, run_isolated
+from _common import (
+    describe_environment,
+    format_bytes,
+    format_ratio,
+    format_seconds,
+    markdown_table,
+    run_isolated,
+)
 
 LIBRARIES = ("zoblib", "joblib")
 
@@ -122,6 +138,102 @@ def case_store(library: str, location: str, nbytes: int) -> float:
     return time.perf_counter() - start
 
 
+# ---- the scale table -----------------------------------------------------------------------
+
+#: Timed single calls per measurement at each size.
+SCALE_CALLS = 500
+#: Entries ``reduce_size`` removes in the scale table.
+SCALE_EVICTED = 100
+
+
+def tiny_function(x: int) -> int:
+    return x
+
+
+def _single_call_median(cached: Any, arguments: list[int]) -> float:
+    times = []
+    for x in arguments:
+        start = time.perf_counter()
+        cached(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def case_scale(library: str, location: str, entries: int) -> dict[str, float]:
+    """Fill a cache with ``entries`` small results, then time the operations at that size."""
+    memory = _memory(library, location)
+    cached = memory.cache(tiny_function)
+    start = time.perf_counter()
+    for x in range(entries):
+        cached(x)
+    fill = time.perf_counter() - start
+    stored = _single_call_median(cached, list(range(entries, entries + SCALE_CALLS)))
+    total = entries + SCALE_CALLS
+    hit = _single_call_median(cached, random.Random(0).sample(range(total), min(total, 4 * SCALE_CALLS)))
+    start = time.perf_counter()
+    if library == "zoblib":
+        listed = sum(1 for _ in memory.iter_entries(cached))
+    else:  # joblib lists entries only through its store (what its reduce_size scans)
+        listed = len(memory.store_backend.get_items())
+    listing = time.perf_counter() - start
+    assert listed == total, (listed, total)
+    start = time.perf_counter()
+    memory.reduce_size(items_limit=total - SCALE_EVICTED)
+    reduce = time.perf_counter() - start
+    # Again: zoblib's first reduce_size in a process also reconciles its index with the folders.
+    start = time.perf_counter()
+    memory.reduce_size(items_limit=total - 2 * SCALE_EVICTED)
+    reduce_again = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {
+        "fill": fill,
+        "store": stored,
+        "hit": hit,
+        "listing": listing,
+        "reduce": reduce,
+        "reduce again": reduce_again,
+        "peak": peak,
+    }
+
+
+def run_scale(sizes: list[int], scratch: str) -> None:
+    results: dict[tuple[int, str], dict[str, float]] = {}
+    for number, size in enumerate(sizes):
+        for library in LIBRARIES if number % 2 == 0 else LIBRARIES[::-1]:
+            location = tempfile.mkdtemp(prefix=f"{library}-scale-{size}-", dir=scratch)
+            try:
+                results[(size, library)] = run_isolated(case_scale, library, location, size)
+            finally:
+                shutil.rmtree(location, ignore_errors=True)
+            print(f"scale {size} {library}: {results[(size, library)]}", file=sys.stderr, flush=True)
+    rows = []
+    for size in sizes:
+        zob, job = results[(size, "zoblib")], results[(size, "joblib")]
+        for key, label in (
+            ("store", "store a small result (per call)"),
+            ("hit", "hit (per call)"),
+            ("reduce", f"reduce_size removing {SCALE_EVICTED} (first in the process)"),
+            ("reduce again", f"reduce_size removing {SCALE_EVICTED} more"),
+            ("listing", "list the entries"),
+            ("fill", f"fill: {size:,} stores"),
+        ):
+            rows.append(
+                [
+                    f"{size:,}",
+                    label,
+                    format_seconds(zob[key]),
+                    format_seconds(job[key]),
+                    format_ratio(job[key] / zob[key]),
+                ]
+            )
+        rows.append([f"{size:,}", "peak RSS", format_bytes(zob["peak"]), format_bytes(job["peak"]), ""])
+    print(describe_environment(["zoblib", "joblib", "numpy", "zarr"]))
+    print()
+    print("One fresh process per library and size (ratio > 1: zoblib is faster).")
+    print()
+    print(markdown_table(["entries", "case", "zoblib", "joblib", "joblib / zoblib"], rows, align="llrrr"))
+
+
 def _run(case: str, library: str, scratch: str, nbytes: int, repeats: int) -> float:
     location = tempfile.mkdtemp(prefix=f"{library}-{case}-", dir=scratch)
     try:
@@ -146,7 +258,19 @@ def main() -> None:
     parser.add_argument(
         "--cases", nargs="+", choices=list(REPEATS), default=list(REPEATS), help="the cases to run"
     )
+    parser.add_argument("--scale", action="store_true", help="the scale table (1k and 100k entries)")
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, default=[1_000, 100_000], help="with --scale: the cache sizes"
+    )
+    parser.add_argument("--million", action="store_true", help="with --scale: also 1M entries (not in CI)")
     options = parser.parse_args()
+    if options.scale:
+        scratch = tempfile.mkdtemp(prefix="zoblib-bench-scale-", dir=options.scratch)
+        try:
+            run_scale([*options.sizes, *([1_000_000] if options.million else [])], scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     nbytes = (64 if options.quick else 1024) << 20
     rounds = options.rounds or (2 if options.quick else 3)
     cases = {case: REPEATS[case] for case in options.cases}

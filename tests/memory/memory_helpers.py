@@ -51,3 +51,55 @@ class Counter:
 
     def __len__(self) -> int:
         return len(self.calls)
+
+
+def identity(x: int) -> int:
+    return x
+
+
+def many_writers_worker(location: str, worker: int, calls: int, start_at: float, index: bool) -> list[int]:
+    """Write ``calls`` entries (half shared with the other workers), reading each back."""
+    memory = Memory(location, verbose=0, backend_options={"index": index})
+    cached = memory.cache(identity)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    wrong = []
+    for i in range(calls):
+        x = i if i % 2 else worker * 100_000 + i  # odd calls: the same for every worker
+        if cached(x) != x or cached(x) != x:
+            wrong.append(x)
+    return wrong
+
+
+def reader_worker(location: str, keys: list[int], until: float) -> tuple[int, int]:
+    """Look keys up until ``until``: each lookup must hit the right value or miss, nothing else."""
+    from zoblib.memory.local_store import LocalStoreBackend
+    from zoblib.memory.store import EntryNotFoundError
+
+    memory = Memory(location, verbose=0)
+    cached = memory.cache(identity)
+    store = memory.store_backend
+    assert isinstance(store, LocalStoreBackend)
+    hits = misses = 0
+    while time.time() < until and hits < 3 * len(keys):
+        for x in keys:
+            key = cached._key((x,), {})[1]
+            try:
+                value = store.load_output(cached.func_id, key, None)
+            except EntryNotFoundError:
+                misses += 1
+                continue
+            # An EntryUnreadableError (a half-visible entry) propagates and fails the test.
+            assert value == x, (value, x)
+            hits += 1
+    return hits, misses
+
+
+def endless_writer(location: str) -> None:
+    """Write entries until killed."""
+    memory = Memory(location, verbose=0)
+    cached = memory.cache(identity)
+    i = 0
+    while True:
+        cached(1_000_000 + i)
+        i += 1

@@ -188,7 +188,7 @@ def test_eviction_after_a_write_warns_when_entries_cannot_be_removed(
     theirs = others.cache(np.arange)
     theirs(3)
     theirs(4)
-    their_folder = Path(theirs.list_entries()[0].location).parent
+    their_folder = Path(theirs.list_entries()[0].location).parent.parent  # <func>/<2 hex>/<entry>
     limited = Memory(location, verbose=0, items_limit=1)
     square = _cached_square(limited, counter)
     with read_only(their_folder):
@@ -240,3 +240,12 @@ def test_hits_on_a_read_only_cache_load_and_are_not_counted(
         assert memory.store_backend is not None
         assert [s.hits for s in memory.store_backend.list_entries(square.func_id)] == [1]
     assert len(counter) == 1
+
+
+def test_clear_call_on_a_read_only_cache_raises_cache_error(location: Path, read_only: ReadOnly) -> None:
+    memory = Memory(location, verbose=0)
+    cached = memory.cache(abs)
+    cached(-1)
+    with read_only(location), pytest.raises(CacheError):
+        cached.clear_call(-1)
+    assert cached.check_call_in_cache(-1)

@@ -5,7 +5,10 @@ LOCATION is what was given to ``Memory(location)``; the entries live under
 eviction (least recently used first), so the command and the library agree. ``Memory``
 records each entry's size, last access, number of hits since it was (last) computed,
 computation time and duration. The local store counts hits; a store that does not (the fsspec
-store) lists them as None (``-`` in tables).
+store) lists them as None (``-`` in tables). ``prune`` and ``clear`` use the local store's
+index (its totals, its least recently used order; ``--older-than`` reads every entry's mtimes,
+which the index cannot vouch for); ``ls`` and ``info`` read each entry's files, one at a time,
+for exact hit counts.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import click
 from zoblib.cli.tables import echo_json, fail, format_age, format_bytes, render_table
 from zoblib.errors import ZoblibError
 from zoblib.memory import Memory
-from zoblib.memory.catalog import CacheEntryInfo, all_entry_stats, entry_info, function_info
-from zoblib.memory.eviction import CacheLimits, parse_bytes, select_victims
+from zoblib.memory.catalog import CacheEntryInfo, entry_info, function_summary, iter_entry_stats
+from zoblib.memory.eviction import CacheLimits, enforce_limits, parse_bytes
 from zoblib.memory.store import EntryStat
 
 STORE_FOLDER = "zoblib"
@@ -100,9 +103,9 @@ def list_functions(location: str, as_json: bool) -> None:
     """List the cached functions of the cache at LOCATION: entries, hits, size, last access."""
     store = open_cache(location).store_backend
     assert store is not None  # a local folder always has a store
-    # The store's listing, as Memory.list_functions reads it, kept for its hit counts.
-    stats = {func_id: store.list_entries(func_id) for func_id in sorted(store.list_functions())}
-    functions = [(function_info(func_id, entries), total_hits(entries)) for func_id, entries in stats.items()]
+    # The store's listing, as Memory.list_functions reads it (one entry at a time), with the
+    # exact hit counts of the entries' files (the index only holds lower bounds of those).
+    functions = [function_summary(func_id, store.iter_entries(func_id)) for func_id in store.list_functions()]
     if as_json:
         records = [{**record_json(f, FUNCTION_KEYS), HITS_KEY: hits} for f, hits in functions]
         echo_json({"location": location, "functions": records})
@@ -112,20 +115,6 @@ def list_functions(location: str, as_json: bool) -> None:
         for f, hits in functions
     ]
     click.echo(render_table(["FUNCTION", "ENTRIES", "HITS", "SIZE", "LAST ACCESS"], rows, right=[1, 2, 3]))
-
-
-def total_hits(entries: Sequence[EntryStat]) -> int | None:
-    """The hits of all ``entries``; None if their store counts none.
-
-    Examples
-    --------
-    >>> total_hits([EntryStat("m/f", "a", 10, 0.0, hits=2), EntryStat("m/f", "b", 10, 0.0, hits=3)])
-    5
-    >>> total_hits([EntryStat("m/f", "a", 10, 0.0)]) is None
-    True
-    """
-    counts = [e.hits for e in entries if e.hits is not None]
-    return sum(counts) if counts or not entries else None
 
 
 def _count(hits: int | None) -> str:
@@ -142,7 +131,7 @@ def info(location: str, function: str | None, as_json: bool) -> None:
     store = memory.store_backend
     assert store is not None  # a local folder always has a store
     # What Memory.list_entries(function) lists, kept beside the store's hit counts.
-    stats = all_entry_stats(store) if function is None else store.list_entries(function)
+    stats = iter_entry_stats(store) if function is None else store.iter_entries(function)
     listed = [(entry_info(store, s), s.hits) for s in sorted(stats, key=lambda s: s.last_access)]
     entries = [e for e, _ in listed]
     total = sum(e.size for e in entries)
@@ -211,7 +200,8 @@ def prune(
     removed: Sequence[EntryStat | CacheEntryInfo]
     if dry_run:
         assert memory.store_backend is not None  # a local folder always has a store
-        removed = select_victims(all_entry_stats(memory.store_backend), limits)
+        # What reduce_size would remove (through the index, as it does), nothing deleted.
+        removed = enforce_limits(memory.store_backend, limits, dry_run=True).removed
     else:
         try:
             removed = memory.reduce_size(limits.bytes_limit, limits.items_limit, limits.age_limit)
@@ -237,11 +227,16 @@ def prune(
 def clear(location: str, yes: bool, as_json: bool) -> None:
     """Delete every entry of the cache at LOCATION (asks first, unless --yes)."""
     memory = open_cache(location)
-    entries = memory.list_entries()
-    freed = sum(e.size for e in entries)
+    assert memory.store_backend is not None  # a local folder always has a store
+    # The index's totals when there is one (after it was reconciled), else a scan.
+    totals = memory.store_backend.totals()
+    if totals is None:
+        stats = list(iter_entry_stats(memory.store_backend))
+        totals = (len(stats), sum(e.size for e in stats))
+    count, freed = totals
     if not yes:
         click.confirm(
-            f"delete all {len(entries)} entries ({format_bytes(freed)}) of {location!r}?",
+            f"delete all {count} entries ({format_bytes(freed)}) of {location!r}?",
             abort=True,
             err=True,
         )
@@ -251,6 +246,6 @@ def clear(location: str, yes: bool, as_json: bool) -> None:
         fail(str(exc))
         raise SystemExit(1) from None
     if as_json:
-        echo_json({"location": location, "removed": len(entries), "freed": freed})
+        echo_json({"location": location, "removed": count, "freed": freed})
     else:
-        click.echo(f"removed {len(entries)} entries ({format_bytes(freed)})")
+        click.echo(f"removed {count} entries ({format_bytes(freed)})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +87,13 @@ class CachedFunctionInfo:
 
 def all_entry_stats(store: StoreBackend) -> list[EntryStat]:
     """Every entry of every function of ``store``."""
-    return [stat for func_id in store.list_functions() for stat in store.list_entries(func_id)]
+    return list(iter_entry_stats(store))
+
+
+def iter_entry_stats(store: StoreBackend) -> Iterator[EntryStat]:
+    """Every entry of every function of ``store``, one at a time (memory stays flat)."""
+    for func_id in store.list_functions():
+        yield from store.iter_entries(func_id)
 
 
 def entry_info(store: StoreBackend, stat: EntryStat) -> CacheEntryInfo:
@@ -108,13 +114,25 @@ def entry_info(store: StoreBackend, stat: EntryStat) -> CacheEntryInfo:
     )
 
 
-def function_info(func_id: str, stats: list[EntryStat]) -> CachedFunctionInfo:
-    return CachedFunctionInfo(
-        func_id=func_id,
-        entries=len(stats),
-        size=sum(s.size for s in stats),
-        last_access=max((s.last_access for s in stats), default=None),
-    )
+def function_info(func_id: str, stats: Iterable[EntryStat]) -> CachedFunctionInfo:
+    """The summary of one function's entries (read one at a time)."""
+    return function_summary(func_id, stats)[0]
+
+
+def function_summary(func_id: str, stats: Iterable[EntryStat]) -> tuple[CachedFunctionInfo, int | None]:
+    """The summary of one function's entries and their hits (None if the store counts none)."""
+    entries = size = hits = 0
+    counted = False
+    last_access: float | None = None
+    for stat in stats:
+        entries += 1
+        size += stat.size
+        if stat.hits is not None:
+            hits += stat.hits
+            counted = True
+        last_access = stat.last_access if last_access is None else max(last_access, stat.last_access)
+    info = CachedFunctionInfo(func_id=func_id, entries=entries, size=size, last_access=last_access)
+    return info, (hits if counted or not entries else None)
 
 
 def _number(value: Any) -> float | None:

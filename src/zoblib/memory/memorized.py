@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from zoblib._version import __version__
@@ -77,6 +77,10 @@ class NotMemorizedFunc:
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         return False
 
+    def clear_call(self, *args: Any, **kwargs: Any) -> bool:
+        """Nothing is stored: False."""
+        return False
+
     def clear(self, warn: bool = True) -> None:
         """Nothing to clear (``warn`` is accepted for compatibility)."""
 
@@ -133,7 +137,6 @@ class MemorizedFunc:
         self.func = func
         self.store_backend: StoreBackend = make_store_backend(backend, location, None)
         self.func_id = function_id(func)
-        self._entry_prefix = self.store_backend.entry_location(self.func_id, "")
         self.ignore = list(ignore or [])
         self.mmap_mode = mmap_mode
         self.compress = compress
@@ -192,7 +195,7 @@ class MemorizedFunc:
         return arguments, args_id(digest, arguments)
 
     def _set_status(self, hit: bool, reason: MissReason | None, key: str, detail: str = "") -> CacheStatus:
-        location = self._entry_prefix + key
+        location = self.store_backend.entry_location(self.func_id, key)
         status = CacheStatus(
             hit, reason, key, location, detail or ("hit" if reason is None else reason.value)
         )
@@ -468,7 +471,34 @@ class MemorizedFunc:
 
     def list_entries(self) -> list[CacheEntryInfo]:
         """The cached calls of this function (size, last access, duration, input summary)."""
-        return [entry_info(self.store_backend, s) for s in self.store_backend.list_entries(self.func_id)]
+        return list(self.iter_entries())
+
+    def iter_entries(self) -> Iterator[CacheEntryInfo]:
+        """The cached calls of this function, one at a time (memory stays flat)."""
+        for stat in self.store_backend.iter_entries(self.func_id):
+            yield entry_info(self.store_backend, stat)
+
+    def clear_call(self, *args: Any, **kwargs: Any) -> bool:
+        """Delete the stored result of one call, if there is one (nothing is computed).
+
+        joblib 1.6 has no way to invalidate one call (its PR #1542 proposes one); this is it.
+
+        Returns
+        -------
+        bool
+            Whether an entry was there (and is now deleted).
+
+        Raises
+        ------
+        CacheError
+            If the entry cannot be deleted (a read-only cache); also an ``OSError``.
+        """
+        _, key = self._key(args, kwargs)
+        store = self.store_backend
+        found = store.contains(self.func_id, key)
+        with maintenance_errors(store.location, "remove an entry from"):
+            store.remove_entry(self.func_id, key)
+        return found
 
     def clear(self, warn: bool = True) -> None:
         """Delete every cached result of this function.
@@ -562,6 +592,9 @@ class BoundMemorizedFunc:
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         return self.__func__.call(self.__self__, *args, **kwargs)
+
+    def clear_call(self, *args: Any, **kwargs: Any) -> bool:
+        return self.__func__.clear_call(self.__self__, *args, **kwargs)
 
     def call_and_shelve(self, *args: Any, **kwargs: Any) -> Any:
         return self.__func__.call_and_shelve(self.__self__, *args, **kwargs)

@@ -8,16 +8,16 @@ import inspect
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from zoblib.errors import CacheWarning
 from zoblib.memory.catalog import (
     CachedFunctionInfo,
     CacheEntryInfo,
-    all_entry_stats,
     entry_info,
     function_info,
+    iter_entry_stats,
 )
 from zoblib.memory.eviction import CacheLimits, LimitEnforcer, enforce_limits
 from zoblib.memory.keys import function_id
@@ -31,7 +31,7 @@ from zoblib.memory.memorized import (
     forget_verified_code,
 )
 from zoblib.memory.registry import memory_store_backend
-from zoblib.memory.store import StoreBackend
+from zoblib.memory.store import EntryStat, StoreBackend
 
 
 class Memory:
@@ -260,28 +260,43 @@ class Memory:
         if self.store_backend is None:
             return []
         store = self.store_backend
-        return [function_info(f, store.list_entries(f)) for f in store.list_functions()]
+        return [function_info(f, store.iter_entries(f)) for f in store.list_functions()]
 
     def list_entries(self, func: Callable[..., Any] | str | None = None) -> list[CacheEntryInfo]:
         """The cached calls, of one function (a cached function, a function or its id) or all.
 
         Entries come least recently used first, each with its size, last access, computation
-        time and duration and a summary of its arguments.
+        time and duration and a summary of its arguments. To go through a big cache without
+        holding it in memory, use :meth:`iter_entries`.
         """
         if self.store_backend is None:
             return []
         store = self.store_backend
-        if func is None:
-            stats = all_entry_stats(store)
-        else:
-            if isinstance(func, MemorizedFunc):
-                func_id = func.func_id
-            elif isinstance(func, str):
-                func_id = func
-            else:
-                func_id = function_id(func)
-            stats = store.list_entries(func_id)
+        stats = self._entry_stats(func)
         return [entry_info(store, s) for s in sorted(stats, key=lambda s: s.last_access)]
+
+    def iter_entries(self, func: Callable[..., Any] | str | None = None) -> Iterator[CacheEntryInfo]:
+        """The cached calls, as :meth:`list_entries` gives them, one at a time and unsorted.
+
+        The store is read folder by folder: memory stays flat whatever the cache holds.
+        """
+        if self.store_backend is None:
+            return
+        store = self.store_backend
+        for stat in self._entry_stats(func):
+            yield entry_info(store, stat)
+
+    def _entry_stats(self, func: Callable[..., Any] | str | None) -> Iterator[EntryStat]:
+        assert self.store_backend is not None
+        if func is None:
+            return iter_entry_stats(self.store_backend)
+        if isinstance(func, MemorizedFunc):
+            func_id = func.func_id
+        elif isinstance(func, str):
+            func_id = func
+        else:
+            func_id = function_id(func)
+        return self.store_backend.iter_entries(func_id)
 
     def __repr__(self) -> str:
         location = None if self.store_backend is None else self.store_backend.location

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -136,6 +136,42 @@ class StoreBackend(ABC):
     @abstractmethod
     def list_entries(self, func_id: str) -> list[EntryStat]:
         """The complete entries of one function (partial writes left out)."""
+
+    def iter_entries(self, func_id: str) -> Iterator[EntryStat]:
+        """The entries of one function, one at a time (default: :meth:`list_entries`).
+
+        Stores with many entries override it to read them in pages, so that memory stays flat.
+        """
+        yield from self.list_entries(func_id)
+
+    def entries_by_access(self) -> Iterator[EntryStat]:
+        """Every entry, least recently accessed first (default: a scan of every function).
+
+        A store with an index may yield *lower bounds* of the last accesses (hits not recorded
+        yet); :meth:`refresh_entry` then gives the truth of one entry, and eviction checks every
+        candidate with it before deleting.
+        """
+        stats = [stat for func_id in self.list_functions() for stat in self.iter_entries(func_id)]
+        yield from sorted(stats, key=lambda s: s.last_access)
+
+    def entries_accessed_before(self, cutoff: float) -> Iterator[EntryStat]:
+        """Every entry whose files say it was last accessed before ``cutoff`` (a scan).
+
+        What an age limit deletes: read from the entries themselves, never from an index, so
+        an entry whose times were set back (a copy that kept them, ``touch -d``) is found.
+        """
+        for func_id in self.list_functions():
+            for stat in self.iter_entries(func_id):
+                if stat.last_access < cutoff:
+                    yield stat
+
+    def refresh_entry(self, entry: EntryStat) -> EntryStat | None:
+        """The entry as it is now, or None if it is gone (default: ``entry`` as it is)."""
+        return entry
+
+    def totals(self) -> tuple[int, int] | None:
+        """``(entries, bytes)`` of the whole store when known without a scan, else None."""
+        return None
 
     @abstractmethod
     def clear(self) -> None:
