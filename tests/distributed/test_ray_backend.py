@@ -32,6 +32,7 @@ from zoblib.parallel import (  # noqa: E402
     parallel_config,
 )
 from zoblib.parallel.backends.ray import RayBackend  # noqa: E402
+from zoblib.parallel.store import ARRAYS_FOLDER, clear_store, content_name  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -157,6 +158,24 @@ def test_big_arrays_travel_as_memmaps_and_are_removed(tmp_path: Path) -> None:
     assert all(writable for _, _, writable, _ in copied)  # "c": private copy-on-write pages
     assert not any(is_memmap for is_memmap, *_ in small)
     assert list(tmp_path.iterdir()) == []  # the call's folder went away with it
+
+
+def test_a_store_takes_arguments_once_and_results(tmp_path: Path) -> None:
+    # store= works with ray as with dask: arrays named by content, kept after the call.
+    store, scratch = tmp_path / "store", tmp_path / "scratch"
+    big = np.arange(300_000, dtype=np.float64)
+    with parallel_config(backend="ray", store=str(store), temp_folder=str(scratch), max_nbytes="1M"):
+        seen = Parallel()(delayed(describe)(big) for _ in range(3))
+        again = Parallel()(delayed(describe)(big.copy()) for _ in range(2))
+        doubled = Parallel()(delayed(np.multiply)(big, 2.0) for _ in range(2))
+    expected = str(store / ARRAYS_FOLDER / content_name(big))
+    assert set(seen + again) == {(True, expected, False, float(big.sum()))}
+    for result in doubled:
+        assert type(result) is np.ndarray and result.flags.writeable
+        np.testing.assert_array_equal(result, big * 2.0)
+    assert sorted(os.listdir(store / ARRAYS_FOLDER)) == sorted({content_name(big), content_name(big * 2.0)})
+    assert not scratch.exists() or list(scratch.iterdir()) == []  # no temporary folder used
+    assert clear_store(store) == 2
 
 
 @pytest.mark.parametrize("max_nbytes", ["1M", None], ids=["by-reference", "through-ray"])

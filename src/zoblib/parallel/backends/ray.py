@@ -14,8 +14,9 @@ but grew the driver by 193 MiB and 257 MiB where the folder grew it by under 1 M
 and its results are read-only zero-copy views (the known pain of ``ray.util.joblib``), where
 zoblib's are ordinary writable arrays. The folder stays the default for that memory and that
 writability; an object-store path for big arrays is left open. For nodes on other
-machines zoblib warns once, and ``max_nbytes=None`` sends arrays inside the batches, which
-ray moves through its object store.
+machines, ``parallel_config(store=...)`` (a shared folder or an fsspec URL) carries them as it
+does for dask; without one zoblib warns once, and ``max_nbytes=None`` sends arrays inside the
+batches, which ray moves through its object store.
 
 A ray task waiting for other tasks gives its CPU back only while it waits in ``ray.get`` on
 its own thread, which ``Parallel``'s loop does not call. So that a task's own ``Parallel``
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 from zoblib.errors import UnknownBackendError, WorkerDiedError, ZoblibWarning
 from zoblib.parallel.backends.base import A, ParallelBackendBase, R
 from zoblib.parallel.backends.futures import copy_outcome
-from zoblib.parallel.config import NESTED_BACKEND, convert_n_jobs
+from zoblib.parallel.config import NESTED_BACKEND, array_store, convert_n_jobs, get_active_config
 
 try:
     # As Any: ray's API is partly untyped, which strict mypy refuses to call.
@@ -132,8 +133,8 @@ class RayBackend(ParallelBackendBase):
         return max(cpus + 1 + count, 1)
 
     def _warn_if_remote(self) -> None:
-        if self._warned_remote:
-            return
+        if self._warned_remote or array_store(get_active_config()) is not None:
+            return  # warned already, or big arrays go through the store= every node reads
         here = ray.util.get_node_ip_address()
         remote = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")} - {here})
         if remote:
@@ -141,8 +142,8 @@ class RayBackend(ParallelBackendBase):
             warnings.warn(
                 f"ray nodes {', '.join(remote[:3])} run on other machines: big numpy arrays go "
                 "to them as files in the call's temporary folder, which they must read too "
-                "(pass temp_folder= a folder every node mounts), or pass max_nbytes=None to "
-                "send them through ray's object store",
+                "(pass parallel_config(store=...) a shared folder or an fsspec URL), or pass "
+                "max_nbytes=None to send them through ray's object store",
                 ZoblibWarning,
                 stacklevel=5,
             )
