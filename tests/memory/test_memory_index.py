@@ -59,9 +59,9 @@ def _count_entry_reads(store: LocalStoreBackend, monkeypatch: pytest.MonkeyPatch
     read: list[str] = []
     original = store._read_entry
 
-    def counting(func_id: str, args_id: str, entry: str) -> EntryStat | None:
+    def counting(func_id: str, args_id: str, entry: str, keep_metadata: bool = False) -> EntryStat | None:
         read.append(args_id)
-        return original(func_id, args_id, entry)
+        return original(func_id, args_id, entry, keep_metadata)
 
     monkeypatch.setattr(store, "_read_entry", counting)
     return read

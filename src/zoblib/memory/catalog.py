@@ -98,9 +98,10 @@ def iter_entry_stats(store: StoreBackend) -> Iterator[EntryStat]:
 
 def entry_info(store: StoreBackend, stat: EntryStat) -> CacheEntryInfo:
     """The listing record of one entry (its metadata read when readable)."""
-    metadata: Mapping[str, Any] = {}
-    with contextlib.suppress(EntryNotFoundError, EntryUnreadableError):
-        metadata = store.read_metadata(stat.func_id, stat.args_id)
+    metadata: Mapping[str, Any] = {} if stat.metadata is None else stat.metadata
+    if stat.metadata is None:  # not read by the listing that made ``stat``
+        with contextlib.suppress(EntryNotFoundError, EntryUnreadableError):
+            metadata = store.read_metadata(stat.func_id, stat.args_id)
     inputs = metadata.get("input_args")
     return CacheEntryInfo(
         func_id=stat.func_id,

@@ -617,7 +617,7 @@ class LocalStoreBackend(StoreBackend):
         """The complete entries of one function, read folder by folder (memory stays flat)."""
         for prefix, folder in self._entry_folders(func_id):
             for args_id in _entry_names(prefix, folder):
-                stat_ = self._read_entry(func_id, args_id, os.path.join(folder, args_id))
+                stat_ = self._read_entry(func_id, args_id, os.path.join(folder, args_id), keep_metadata=True)
                 if stat_ is not None:
                     yield stat_
 
@@ -647,13 +647,20 @@ class LocalStoreBackend(StoreBackend):
                     if found is not None and found.last_access < cutoff:
                         yield found
 
-    def _read_entry(self, func_id: str, args_id: str, entry: str) -> EntryStat | None:
+    def _read_entry(
+        self, func_id: str, args_id: str, entry: str, keep_metadata: bool = False
+    ) -> EntryStat | None:
+        """The entry's record from its files; ``keep_metadata``: with its metadata document."""
         metadata_path = os.path.join(entry, METADATA_NAME)
         hits, last_hit = _read_hits(os.path.join(entry, HITS_NAME))
+        metadata: dict[str, Any] | None = None
         try:
             last_access = os.stat(metadata_path).st_mtime
             with open(metadata_path, "rb") as file:
-                size = int(json.load(file)["size"]) + hits
+                document = json.load(file)
+            size = int(document["size"]) + hits
+            if keep_metadata and isinstance(document, dict):
+                metadata = document
         except (OSError, ValueError, KeyError, TypeError):
             # A damaged entry still takes room: count it, so eviction can reclaim it.
             try:
@@ -661,7 +668,7 @@ class LocalStoreBackend(StoreBackend):
             except OSError:
                 return None  # removed meanwhile
             size = _tree_size(entry)
-        return EntryStat(func_id, args_id, size, max(last_access, last_hit), hits=hits)
+        return EntryStat(func_id, args_id, size, max(last_access, last_hit), hits=hits, metadata=metadata)
 
     def refresh_entry(self, entry: EntryStat) -> EntryStat | None:
         """What the entry's files say now (None: gone); the index learns it too."""

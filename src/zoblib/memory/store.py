@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 #: File names inside a function's folder and inside an entry.
@@ -42,6 +42,9 @@ class EntryStat:
     #: How many times the entry was read since it was written, or None if the store does not
     #: count hits (the fsspec store: object stores have no atomic append).
     hits: int | None = None
+    #: The entry's metadata document when the listing that made this record read it (so a
+    #: listing does not read it again); None otherwise.
+    metadata: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class StoreBackend(ABC):
