@@ -94,8 +94,18 @@ def slow_square(x: int, delay: float) -> int:
 
 
 def sleep_then_mark(path: str, delay: float) -> None:
+    Path(path + ".pid").write_text(str(os.getpid()))
     time.sleep(delay)
     Path(path).write_text("ran to the end")
+
+
+def process_is_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie not yet reaped by its parent counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return "\nState:\tZ" in status
 
 
 # -- choosing the backend and the cluster --------------------------------------------------------
@@ -215,6 +225,10 @@ def test_timeout_stops_the_running_tasks(tmp_path: Path) -> None:
     with parallel_config(backend="ray"), pytest.raises(ParallelTimeoutError, match="workers stopped"):
         Parallel(timeout=1.0, batch_size=1)(delayed(sleep_then_mark)(str(mark), 4.0) for mark in marks)
     assert time.monotonic() - started < 3.5
+    # The call raised after the workers running its tasks were killed, not while ray was
+    # still killing them (a next call's batch must not land on a dying worker).
+    pids = [int(Path(f"{mark}.pid").read_text()) for mark in marks if Path(f"{mark}.pid").exists()]
+    assert pids and all(process_is_gone(pid) for pid in pids), pids
     time.sleep(4.0)
     assert not any(mark.exists() for mark in marks)  # killed, not left to finish
     with parallel_config(backend="ray"):

@@ -54,6 +54,9 @@ except ImportError as exc:  # pragma: no cover - exercised in an environment wit
 #: caller's back (ray's default retries it 3 times), as loky and dask report it at once.
 TASK_OPTIONS: Mapping[str, Any] = {"max_retries": 0}
 
+#: How long an abort waits for ray to settle the tasks it cancelled (their workers killed).
+ABORT_WAIT_SECONDS = 10.0
+
 
 def run_in_ray_task(function: Callable[[A], R], argument: A) -> R:
     """Run one batch in a ray worker, its tasks' own ``Parallel`` calls on the same cluster."""
@@ -173,13 +176,21 @@ class RayBackend(ParallelBackendBase):
         """Nothing to release: the cluster stays for the next call."""
 
     def abort(self) -> None:
-        """Cancel the queued batches and kill the workers running the others (``force=True``)."""
+        """Cancel the queued batches and kill the workers running the others (``force=True``).
+
+        Returns once ray has settled the cancelled tasks (at most :data:`ABORT_WAIT_SECONDS`),
+        so that the call raises after its workers are gone, as loky's does, and the next call's
+        batches are not handed to a worker that is still being killed.
+        """
         with self._lock:
             pending, self._pending = list(self._pending), set()
         for ref in pending:
             # A task that ended meanwhile cannot be cancelled any more, which is fine.
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+        if pending:
+            with contextlib.suppress(Exception):
+                ray.wait(pending, num_returns=len(pending), timeout=ABORT_WAIT_SECONDS, fetch_local=False)
 
     def worker_failure(self, error: BaseException) -> WorkerDiedError | None:
         """Translate ray's "the worker or its node died" errors into :class:`~zoblib.WorkerDiedError`."""
