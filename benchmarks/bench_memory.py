@@ -196,10 +196,10 @@ def case_scale(library: str, location: str, entries: int) -> dict[str, float]:
     }
 
 
-def run_scale(sizes: list[int], scratch: str) -> None:
+def run_scale(sizes: list[int], scratch: str, libraries: tuple[str, ...] = LIBRARIES) -> None:
     results: dict[tuple[int, str], dict[str, float]] = {}
     for number, size in enumerate(sizes):
-        for library in LIBRARIES if number % 2 == 0 else LIBRARIES[::-1]:
+        for library in libraries if number % 2 == 0 else libraries[::-1]:
             location = tempfile.mkdtemp(prefix=f"{library}-scale-{size}-", dir=scratch)
             try:
                 results[(size, library)] = run_isolated(case_scale, library, location, size)
@@ -208,7 +208,7 @@ def run_scale(sizes: list[int], scratch: str) -> None:
             print(f"scale {size} {library}: {results[(size, library)]}", file=sys.stderr, flush=True)
     rows = []
     for size in sizes:
-        zob, job = results[(size, "zoblib")], results[(size, "joblib")]
+        zob, job = results[(size, "zoblib")], results.get((size, "joblib"))
         for key, label in (
             ("store", "store a small result (per call)"),
             ("hit", "hit (per call)"),
@@ -222,11 +222,12 @@ def run_scale(sizes: list[int], scratch: str) -> None:
                     f"{size:,}",
                     label,
                     format_seconds(zob[key]),
-                    format_seconds(job[key]),
-                    format_ratio(job[key] / zob[key]),
+                    "-" if job is None else format_seconds(job[key]),
+                    "" if job is None else format_ratio(job[key] / zob[key]),
                 ]
             )
-        rows.append([f"{size:,}", "peak RSS", format_bytes(zob["peak"]), format_bytes(job["peak"]), ""])
+        joblib_peak = "-" if job is None else format_bytes(job["peak"])
+        rows.append([f"{size:,}", "peak RSS", format_bytes(zob["peak"]), joblib_peak, ""])
     print(describe_environment(["zoblib", "joblib", "numpy", "zarr"]))
     print()
     print("One fresh process per library and size (ratio > 1: zoblib is faster).")
@@ -263,11 +264,19 @@ def main() -> None:
         "--sizes", nargs="+", type=int, default=[1_000, 100_000], help="with --scale: the cache sizes"
     )
     parser.add_argument("--million", action="store_true", help="with --scale: also 1M entries (not in CI)")
+    parser.add_argument(
+        "--libraries",
+        nargs="+",
+        choices=LIBRARIES,
+        default=list(LIBRARIES),
+        help="with --scale: the libraries to run (joblib's fill of 1M entries takes a good 20 minutes)",
+    )
     options = parser.parse_args()
     if options.scale:
         scratch = tempfile.mkdtemp(prefix="zoblib-bench-scale-", dir=options.scratch)
         try:
-            run_scale([*options.sizes, *([1_000_000] if options.million else [])], scratch)
+            sizes = [*options.sizes, *([1_000_000] if options.million else [])]
+            run_scale(sizes, scratch, tuple(options.libraries))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return

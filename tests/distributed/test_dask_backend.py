@@ -91,6 +91,24 @@ def slow_square(x: int, delay: float) -> int:
     return x * x
 
 
+class CountedModel:
+    """A stand-in for a big model: counts, in the process that pickles it, how often it is."""
+
+    pickled = 0
+
+    def __init__(self, weights: bytes) -> None:
+        self.weights = weights
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        type(self).pickled += 1
+        return CountedModel, (self.weights,)
+
+
+def model_size(model: CountedModel, lookup: dict[str, Any]) -> tuple[int, int, bool]:
+    # The worker's copy of a scattered object is one object, whichever batch names it.
+    return os.getpid(), len(model.weights), lookup["model"] is model
+
+
 def cached_square(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     time.sleep(0.05)  # so that the concurrent calls overlap
     return array**2
@@ -156,6 +174,23 @@ def test_scatter_and_submit_keywords(client: Any) -> None:
     with parallel_config(backend="dask", scatter=[np.arange(3)], workers=[first], priority=10):
         places = Parallel(batch_size=1)(delayed(where)() for _ in range(6))
     assert {address for _, address in places} == {first}
+
+
+@pytest.mark.parametrize("scatter", [True, False], ids=["scattered", "with-each-batch"])
+def test_scatter_sends_objects_once(client: Any, scatter: bool) -> None:
+    model = CountedModel(b"w" * 2_000_000)
+    lookup = {"model": model}  # the same object reached twice from one task
+    CountedModel.pickled = 0
+    config = {"scatter": [model]} if scatter else {}
+    with parallel_config(backend="dask", **config):
+        first = Parallel(batch_size=1)(delayed(model_size)(model, lookup) for _ in range(8))
+        second = Parallel(batch_size=1)(delayed(model_size)(model, lookup) for _ in range(4))
+    assert {(size, same) for _, size, same in first + second} == {(2_000_000, True)}
+    if scatter:
+        # Pickled by dask's scatter (once, or once per worker), never with the 12 batches.
+        assert 1 <= CountedModel.pickled <= 2
+    else:
+        assert CountedModel.pickled == 12
 
 
 def test_cluster_without_workers_times_out() -> None:

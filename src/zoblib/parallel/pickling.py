@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cloudpickle
@@ -24,6 +24,7 @@ import numpy as np
 
 from zoblib.errors import ZoblibError
 from zoblib.parallel.arrays import ArrayRef, can_share, file_backing, open_shared, write_shared
+from zoblib.parallel.shared_objects import shared_object
 from zoblib.parallel.store import ArrayStore, StoredArray, open_stored
 
 
@@ -134,24 +135,34 @@ class ArrayPassing:
 
 
 class _ReferencingPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, passing: ArrayPassing) -> None:
+    def __init__(self, file: io.BytesIO, passing: ArrayPassing | None, shared: Mapping[int, int]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._passing = passing
+        self._shared = shared
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, np.ndarray):
+        if self._shared:
+            position = self._shared.get(id(obj))
+            if position is not None:
+                return shared_object, (position,)
+        if self._passing is not None and isinstance(obj, np.ndarray):
             reduction = self._passing.reduce(obj)
             if reduction is not None:
                 return reduction
         return super().reducer_override(obj)
 
 
-def dumps(obj: Any, passing: ArrayPassing | None) -> bytes:
-    """Pickle ``obj`` with cloudpickle, big arrays by reference when ``passing`` is given."""
-    if passing is None:
+def dumps(obj: Any, passing: ArrayPassing | None, shared: Mapping[int, int] | None = None) -> bytes:
+    """Pickle ``obj`` with cloudpickle, big arrays by reference when ``passing`` is given.
+
+    ``shared`` maps the ``id`` of objects the engine already holds in its workers (dask's
+    ``scatter=``) to their position: those are pickled as that position only (see
+    :mod:`~zoblib.parallel.shared_objects`).
+    """
+    if passing is None and not shared:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
     buffer = io.BytesIO()
-    _ReferencingPickler(buffer, passing).dump(obj)
+    _ReferencingPickler(buffer, passing, shared or {}).dump(obj)
     return buffer.getvalue()
 
 

@@ -309,7 +309,7 @@ def pickle_batch(
         as joblib raises: callers catch that. ``what`` names the tasks in the message.
     """
     try:
-        return pickling.dumps((setup, tasks), passing)
+        return pickling.dumps((setup, tasks), passing, backend.shared_objects())
     except ArchiveError:
         raise  # the store= could not take an array: its own error names the URL and why
     except Exception as exc:

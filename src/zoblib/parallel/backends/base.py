@@ -105,6 +105,14 @@ class ParallelBackendBase(ABC):
     def abort(self) -> None:
         """Cancel queued tasks and, if it can, stop running ones; the next start begins anew."""
 
+    def shared_objects(self) -> Mapping[int, int]:
+        """The objects the workers already hold (dask's ``scatter=``): ``id`` to position.
+
+        Batches pickle those as their position only; the backend hands each batch the
+        workers' copies (see :mod:`~zoblib.parallel.shared_objects`). Default: none.
+        """
+        return {}
+
     def worker_failure(self, error: BaseException) -> WorkerDiedError | None:
         """Translate this backend's "a worker ended abruptly" error, or return None.
 

@@ -28,7 +28,7 @@ import socket
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
@@ -41,6 +41,7 @@ from zoblib.errors import (
 from zoblib.parallel.backends.base import A, ParallelBackendBase, R
 from zoblib.parallel.backends.futures import copy_outcome
 from zoblib.parallel.config import NESTED_BACKEND, convert_n_jobs, get_active_config
+from zoblib.parallel.shared_objects import sharing
 
 __all__ = ["DaskBackend", "DaskClientError", "remote_workers", "run_in_dask_task"]
 
@@ -58,11 +59,16 @@ except ImportError as exc:  # pragma: no cover - exercised in an environment wit
 WAIT_FOR_WORKERS_TIMEOUT = 10.0
 
 
-def run_in_dask_task(function: Callable[[A], R], argument: A) -> R:
-    """Run one batch in a dask worker, its tasks' own ``Parallel`` calls on the same cluster."""
+def run_in_dask_task(function: Callable[[A], R], argument: A, scattered: Sequence[Any] = ()) -> R:
+    """Run one batch in a dask worker, its tasks' own ``Parallel`` calls on the same cluster.
+
+    ``scattered`` are the worker's copies of the backend's ``scatter=`` objects (dask turns
+    the futures passed for them into their values), which the batch names by position.
+    """
     token = NESTED_BACKEND.set("dask")
     try:
-        return function(argument)
+        with sharing(scattered):
+            return function(argument)
     finally:
         NESTED_BACKEND.reset(token)
 
@@ -84,9 +90,11 @@ class DaskBackend(ParallelBackendBase):
         Instead of ``client``, the address of a scheduler to connect to (one client per
         address and process, kept for later calls).
     scatter
-        joblib's list of objects to send to every worker once. Accepted for joblib's code;
-        zoblib does not need it for numpy arrays (big ones travel by reference through the
-        temporary folder or the ``store=``); other objects are pickled with each batch.
+        As joblib's: objects sent to every worker once (``Client.scatter(..., broadcast=True)``,
+        when the backend first starts a call), which batches then name instead of carrying:
+        a big model or DataFrame passed to every task. Numpy arrays do not need it (big ones
+        travel by reference through the temporary folder or the ``store=``); an array listed
+        here goes through dask instead, as asked.
     wait_for_workers_timeout
         Seconds to wait for a first worker when the cluster has none (0: do not wait).
     shared_filesystem
@@ -140,6 +148,7 @@ class DaskBackend(ParallelBackendBase):
         self._pending: set[Any] = set()  # distributed.Future objects
         self._lock = threading.Lock()
         self._seceded_thread: int | None = None
+        self._scattered: list[Any] | None = None  # the futures of self.scatter, once sent
 
     def with_options(self, options: Mapping[str, Any]) -> DaskBackend:
         """Return a dask backend with these options replacing this one's."""
@@ -208,7 +217,12 @@ class DaskBackend(ParallelBackendBase):
         )
 
     def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
-        """Leave the worker's thread pool when called from inside a task (a nested call)."""
+        """Send the ``scatter=`` objects once; leave the worker's thread pool when called from
+        inside a task (a nested call)."""
+        with self._lock:
+            if self.scatter and self._scattered is None:
+                # hash=False, as joblib: equal objects scattered by two calls stay two keys.
+                self._scattered = list(self.client.scatter(self.scatter, broadcast=True, hash=False))
         if self._seceded_thread is None and hasattr(thread_state, "execution_state"):
             # This task now waits for tasks of the same cluster: without its thread slot
             # given back, a cluster whose threads all wait so would never run them.
@@ -222,6 +236,7 @@ class DaskBackend(ParallelBackendBase):
             run_in_dask_task,
             function,
             argument,
+            self._scattered or [],
             key=f"zoblib-batch-{uuid.uuid4().hex}",
             pure=False,
             **self.submit_kwargs,
@@ -230,6 +245,12 @@ class DaskBackend(ParallelBackendBase):
             self._pending.add(dask_future)
         dask_future.add_done_callback(lambda done: self._settle(future, done))
         return future
+
+    def shared_objects(self) -> Mapping[int, int]:
+        """The ``scatter=`` objects, by ``id``, once sent: batches name them by position."""
+        if not self._scattered:
+            return {}
+        return {id(value): position for position, value in enumerate(self.scatter)}
 
     def _settle(self, future: Future[Any], dask_future: Any) -> None:
         with self._lock:
