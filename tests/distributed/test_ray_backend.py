@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 
 import zoblib  # noqa: E402
-from zoblib.errors import ParallelTimeoutError, UnknownBackendError, WorkerDiedError  # noqa: E402
+from zoblib.errors import (  # noqa: E402
+    ArraysThroughEngineWarning,
+    ParallelTimeoutError,
+    UnknownBackendError,
+    WorkerDiedError,
+)
 from zoblib.parallel import (  # noqa: E402
     Parallel,
     delayed,
@@ -186,6 +192,24 @@ def test_a_store_takes_arguments_once_and_results(tmp_path: Path) -> None:
     assert sorted(os.listdir(store / ARRAYS_FOLDER)) == sorted({content_name(big), content_name(big * 2.0)})
     assert not scratch.exists() or list(scratch.iterdir()) == []  # no temporary folder used
     assert clear_store(store) == 2
+
+
+def test_nodes_without_this_machines_files_get_arrays_through_ray(tmp_path: Path) -> None:
+    # As dask: nodes that do not read the temporary folder (here: said so) get big arrays
+    # inside the batches, through ray's object store, with one warning per cluster.
+    big = np.arange(300_000, dtype=np.float64)
+    config = {"backend": "ray", "temp_folder": str(tmp_path), "max_nbytes": "1M", "shared_filesystem": False}
+    with parallel_config(**config), pytest.warns(ArraysThroughEngineWarning, match="shared_filesystem=False"):
+        seen = Parallel()(delayed(describe)(big) for _ in range(3))
+    assert set(seen) == {(False, "", True, float(big.sum()))}  # copies, not maps of a file
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per cluster
+        with parallel_config(**config):
+            doubled = Parallel()(delayed(np.multiply)(big, 2.0) for _ in range(2))
+    for result in doubled:
+        assert type(result) is np.ndarray and result.flags.writeable
+        np.testing.assert_array_equal(result, big * 2.0)
+    assert list(tmp_path.iterdir()) == []  # the folder was not used
 
 
 @pytest.mark.parametrize("max_nbytes", ["1M", None], ids=["by-reference", "through-ray"])

@@ -15,8 +15,9 @@ and its results are read-only zero-copy views (the known pain of ``ray.util.jobl
 zoblib's are ordinary writable arrays. The folder stays the default for that memory and that
 writability; an object-store path for big arrays is left open. For nodes on other
 machines, ``parallel_config(store=...)`` (a shared folder or an fsspec URL) carries them as it
-does for dask; without one zoblib warns once, and ``max_nbytes=None`` sends arrays inside the
-batches, which ray moves through its object store.
+does for dask; without one, as with dask, big arrays are pickled with the batches (which ray
+moves through its object store) and an :class:`~zoblib.errors.ArraysThroughEngineWarning` says
+so once per cluster. ``shared_filesystem=`` overrides the guess, as for dask.
 
 A ray task waiting for other tasks gives its CPU back only while it waits in ``ray.get`` on
 its own thread, which ``Parallel``'s loop does not call. So that a task's own ``Parallel``
@@ -36,7 +37,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
-from zoblib.errors import UnknownBackendError, WorkerDiedError, ZoblibWarning
+from zoblib.errors import ArraysThroughEngineWarning, UnknownBackendError, WorkerDiedError
 from zoblib.parallel.backends.base import A, ParallelBackendBase, R
 from zoblib.parallel.backends.futures import copy_outcome
 from zoblib.parallel.config import NESTED_BACKEND, array_store, convert_n_jobs, get_active_config
@@ -84,6 +85,11 @@ class RayBackend(ParallelBackendBase):
     ray_remote_args
         Options of every batch's task (``num_cpus=``, ``resources=``, ``runtime_env=``...),
         passed to ray's ``.options()``, as ``ray.util.joblib`` takes them.
+    shared_filesystem
+        Whether the nodes read this machine's files (the call's temporary folder). ``None``
+        (default): when every live node is this machine. ``False`` sends big arrays inside the
+        batches (through ray's object store) unless a ``store=`` is given; ``True`` trusts
+        nodes elsewhere to mount ``temp_folder=``.
 
     Raises
     ------
@@ -108,48 +114,71 @@ class RayBackend(ParallelBackendBase):
     default_n_jobs: ClassVar[int] = -1
 
     def __init__(
-        self, address: str | None = None, *, ray_remote_args: Mapping[str, Any] | None = None
+        self,
+        address: str | None = None,
+        *,
+        ray_remote_args: Mapping[str, Any] | None = None,
+        shared_filesystem: bool | None = None,
     ) -> None:
         if ray_remote_args is not None and not isinstance(ray_remote_args, Mapping):
             raise TypeError(f"ray_remote_args must be a mapping, got `{type(ray_remote_args).__name__}`")
         self.address = address
         self.ray_remote_args = dict(ray_remote_args or {})
+        self.shared_filesystem = shared_filesystem
         self._pending: set[Any] = set()  # ray.ObjectRef objects
         self._lock = threading.Lock()
-        self._warned_remote = False
 
     def with_options(self, options: Mapping[str, Any]) -> RayBackend:
         """Return a ray backend with these options replacing this one's."""
         if not options:
             return self
-        current = {"address": self.address, "ray_remote_args": self.ray_remote_args}
+        current = {
+            "address": self.address,
+            "ray_remote_args": self.ray_remote_args,
+            "shared_filesystem": self.shared_filesystem,
+        }
         return RayBackend(**{**current, **options})
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        """Count negative ``n_jobs`` from the cluster's CPUs (``-1``: all of them)."""
+        """Count negative ``n_jobs`` from the cluster's CPUs (``-1``: all of them).
+
+        Also decides, from the nodes' addresses, whether they read this machine's files
+        (``supports_shared_folder``): each call asks it before it starts.
+        """
         count = convert_n_jobs(n_jobs)
+        _connect(self.address)
+        self._decide_array_transfer()
         if count >= 1:
             return count
-        _connect(self.address)
-        self._warn_if_remote()
         cpus = int(ray.cluster_resources().get("CPU", 1))
         return max(cpus + 1 + count, 1)
 
-    def _warn_if_remote(self) -> None:
-        if self._warned_remote or array_store(get_active_config()) is not None:
-            return  # warned already, or big arrays go through the store= every node reads
-        here = ray.util.get_node_ip_address()
-        remote = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")} - {here})
-        if remote:
-            self._warned_remote = True
-            warnings.warn(
-                f"ray nodes {', '.join(remote[:3])} run on other machines: big numpy arrays go "
-                "to them as files in the call's temporary folder, which they must read too "
-                "(pass parallel_config(store=...) a shared folder or an fsspec URL), or pass "
-                "max_nbytes=None to send them through ray's object store",
-                ZoblibWarning,
-                stacklevel=5,
-            )
+    def _decide_array_transfer(self) -> None:
+        """Send big arrays by the temporary folder only to nodes that read it; else say so once."""
+        remote = remote_nodes() if self.shared_filesystem is None else []
+        shared = self.shared_filesystem if self.shared_filesystem is not None else not remote
+        # An instance attribute over the class's: this cluster's answer, asked by each call.
+        self.supports_shared_folder = shared  # type: ignore[misc]
+        if shared or array_store(get_active_config()) is not None:
+            return  # the folder, or the store= every node reads, carries the arrays
+        cluster = str(ray.get_runtime_context().gcs_address)
+        with _warned_lock:
+            if cluster in _warned_clusters:
+                return
+            _warned_clusters.add(cluster)
+        where = (
+            f"ray nodes {', '.join(remote[:3])} run on other machines"
+            if remote
+            else "shared_filesystem=False: the ray nodes do not read this machine's files"
+        )
+        warnings.warn(
+            f"{where}, so big numpy arguments and results go through ray, pickled with each "
+            "batch (through its object store). Give a store every node reads, "
+            "parallel_config(backend='ray', store='s3://bucket/prefix' or '/shared/dir'), to "
+            "send them by reference. Said once per cluster.",
+            ArraysThroughEngineWarning,
+            stacklevel=5,
+        )
 
     def start(self, n_jobs: int, worker_env: Mapping[str, str]) -> None:
         """Connect to the cluster (or start a local one) unless this process already is."""
@@ -212,6 +241,14 @@ class RayBackend(ParallelBackendBase):
 
 
 _connect_lock = threading.Lock()
+_warned_lock = threading.Lock()
+_warned_clusters: set[str] = set()
+
+
+def remote_nodes() -> list[str]:
+    """The addresses, sorted, of the cluster's live nodes that are not this machine's."""
+    here = ray.util.get_node_ip_address()
+    return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")} - {here})
 
 
 def _connect(address: str | None) -> None:
