@@ -17,5 +17,15 @@ class Requests:
     def operations(self, name: str) -> list[tuple[str, str | None]]:
         return [entry for entry in self.seen if entry[0] == name]
 
+    def range_sizes(self) -> list[int]:
+        """The byte count of every ``bytes=start-end`` range asked for (suffix ranges left out)."""
+        sizes = []
+        for _, header in self.seen:
+            if header and header.startswith("bytes=") and not header.startswith("bytes=-"):
+                start, _, end = header[len("bytes=") :].partition("-")
+                if end:
+                    sizes.append(int(end) - int(start) + 1)
+        return sizes
+
     def __len__(self) -> int:
         return len(self.seen)

@@ -95,3 +95,39 @@ def test_a_whole_load_reads_each_chunk_once(
     gets = s3_requests.operations("GetObject")
     # The first load: tail + one request per chunk; the lazy open: its tail again.
     assert len(gets) <= chunks + 3 and len(s3_requests) == len(gets), s3_requests.seen
+
+
+@pytest.mark.parametrize("container", ["zip", "zarr"])
+def test_a_whole_uncompressed_load_reads_concurrent_32_mib_ranges(
+    s3: S3Server, s3_requests: Requests, big: np.ndarray, container: str
+) -> None:
+    # 64 MiB in one uncompressed chunk: two 32 MiB ranges (the second read alongside the
+    # first's check), not eight of 8 MiB; the values, and the checksum of both, are right.
+    url = s3.url(f"raw-whole.{'pkl' if container == 'zip' else 'zarr'}")
+    zoblib.dump({"x": big}, url, storage_options=s3.options)
+    s3_requests.reset()
+    loaded = zoblib.load(url, storage_options=s3.options)["x"]
+    np.testing.assert_array_equal(loaded, big)
+    gets = s3_requests.operations("GetObject")
+    assert len(gets) <= 6, s3_requests.seen  # metadata (tail / documents) and the 2 ranges
+    ranged = [size for size in s3_requests.range_sizes() if size >= 8 << 20]
+    assert sorted(ranged)[-1] > 16 << 20 and len(ranged) == 2, s3_requests.seen
+
+
+def test_a_damaged_piece_of_a_concurrent_read_is_refused(
+    s3: S3Server, big: np.ndarray, tmp_path: Any
+) -> None:
+    # A byte flipped in the second 32 MiB piece: the chained checksum of the pieces read at
+    # once still catches it.
+    local = tmp_path / "raw.zarr"
+    zoblib.dump({"x": big}, str(local))
+    chunk = local / "arrays" / "x" / "c" / "0" / "0"  # the array's one chunk (and its CRC-32C)
+    assert chunk.stat().st_size == big.nbytes + 4
+    data = bytearray(chunk.read_bytes())
+    data[(40 << 20)] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    url = s3.url("damaged.zarr")
+    fs = s3.filesystem()
+    fs.put(str(local), url.split("://", 1)[1], recursive=True)
+    with pytest.raises(zoblib.ChecksumError, match="damaged|checksum|CRC"):
+        zoblib.load(url, storage_options=s3.options)

@@ -405,6 +405,8 @@ def read_and_checksum(
         if progress is not None:
             progress.advance(len(out))
         return _continue_checksum(None, out, hasher)
+    if container.concurrent_reads > 1:
+        return _read_concurrently(container, node, out, hasher, progress)
     running: Future[int] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as pool:
         for start in range(0, len(out), STREAM_PIECE_NBYTES):
@@ -414,6 +416,62 @@ def read_and_checksum(
             if progress is not None:
                 progress.advance(len(piece))
         return 0 if running is None else running.result()
+
+
+def _read_concurrently(
+    container: ContainerReader,
+    node: ArrayNode,
+    out: memoryview,
+    hasher: Any,
+    progress: ByteCounter | None,
+) -> int:
+    """:func:`read_and_checksum` with ``container.concurrent_reads`` pieces read at once (each
+    into its own part of ``out``: no more memory), checked in order as they arrive."""
+    size = container.concurrent_read_nbytes
+    pieces = [(start, out[start : start + size]) for start in range(0, len(out), size)]
+    window = container.concurrent_reads
+    running: Future[int] | None = None
+    with (
+        ThreadPoolExecutor(max_workers=window, thread_name_prefix="zoblib-read") as readers,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoblib-crc") as checker,
+    ):
+        # The first piece is read here, alone: it also finds where the node's bytes start (a
+        # ZIP member's local header), which the concurrent reads would each fetch again.
+        first: Future[None] = Future()
+        container.read_raw_into(node, pieces[0][1], 0)
+        first.set_result(None)
+        reads: list[Future[None]] = [first]
+        try:
+            for number, (start, piece) in enumerate(pieces):
+                if number:
+                    reads.append(readers.submit(container.read_raw_into, node, piece, start))
+                if number >= window - 1:  # keep `window` reads in flight, check the oldest
+                    running = _check_read(
+                        pieces, reads, number - window + 1, running, checker, hasher, progress
+                    )
+            for number in range(max(len(pieces) - window + 1, 0), len(pieces)):
+                running = _check_read(pieces, reads, number, running, checker, hasher, progress)
+        finally:
+            for read in reads:
+                read.cancel()  # after an error: no more requests for a read that failed
+        return 0 if running is None else running.result()
+
+
+def _check_read(
+    pieces: list[tuple[int, memoryview]],
+    reads: list[Future[None]],
+    number: int,
+    running: Future[int] | None,
+    checker: ThreadPoolExecutor,
+    hasher: Any,
+    progress: ByteCounter | None,
+) -> Future[int]:
+    """Wait for read ``number`` (raising its error) and chain its piece into the checksum."""
+    reads[number].result()
+    piece = pieces[number][1]
+    if progress is not None:
+        progress.advance(len(piece))
+    return checker.submit(_continue_checksum, running, piece, hasher)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,11 @@ class ContainerReader(ABC):
     #: Whether the archive lives at a URL, where reads cost requests: ``load(mmap_mode=...)``
     #: then gives lazy arrays that read only what a slice touches (no memory map is possible).
     supports_ranged_reads: ClassVar[bool] = False
+    #: How many pieces of a whole uncompressed node to read at once: more than one where each
+    #: read is a request whose latency, not the bandwidth, bounds a lone reader (object stores).
+    concurrent_reads: ClassVar[int] = 1
+    #: Bytes of each of those concurrent reads.
+    concurrent_read_nbytes: ClassVar[int] = 32 << 20
 
     def __init__(self, path: str) -> None:
         self.path = path

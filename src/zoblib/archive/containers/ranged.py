@@ -57,6 +57,10 @@ class RangedZarrStoreReader(ZarrStoreReader):
 
     #: Slices of uncompressed arrays are read by byte range (no memory map is possible).
     supports_ranged_reads: ClassVar[bool] = True
+    #: Range requests in flight while an uncompressed node is read whole, 32 MiB each: object
+    #: stores serve one connection at a fraction of what they serve several, and charge a
+    #: request's latency (and moto, the test server, a cost in the object's size) per request.
+    concurrent_reads: ClassVar[int] = 4
 
     def read_region(
         self, node: ArrayNode, selection: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None
