@@ -7,12 +7,12 @@ no pool down with it) whose argument is the batch pickled by zoblib.
 
 Big numpy arrays travel as they do with loky and dask: written once to the call's temporary
 folder and memory-mapped by the workers (see :mod:`zoblib.parallel.arrays`), not through ray's
-object store. Measured side by side (``benchmarks/bench_distributed.py --size-mib 64``, a loaded
-2-core machine; see ``benchmarks/README.md``), plain ray with ``ray.put`` is faster on this
-machine (the folder path took 3.0x as long for one 64 MiB argument, 2.8x for 16 results of 8 MiB)
-but grew the driver by 193 MiB and 257 MiB where the folder grew it by under 1 MiB and 120 MiB,
-and its results are read-only zero-copy views (the known pain of ``ray.util.joblib``), where
-zoblib's are ordinary writable arrays. The folder stays the default for that memory and that
+object store. Measured side by side (``benchmarks/bench_distributed.py --size-mib 1024``, quiet
+2-core machine; see ``benchmarks/README.md``), plain ray with ``ray.put`` is faster (the folder
+path took 1.23x as long for one 1 GiB argument, 1.47x for 16 results of 128 MiB) but grew the
+driver by 2 GiB for the argument where the folder grew it by under 1 MiB, and its results are
+read-only zero-copy views (the known pain of ``ray.util.joblib``), where zoblib's are ordinary
+writable arrays. Against ``ray.util.joblib`` itself the folder path was 4.7x and 2.1x faster. The folder stays the default for that memory and that
 writability; an object-store path for big arrays is left open. For nodes on other
 machines, ``parallel_config(store=...)`` (a shared folder or an fsspec URL) carries them as it
 does for dask; without one, as with dask, big arrays are pickled with the batches (which ray
