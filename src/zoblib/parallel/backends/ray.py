@@ -12,8 +12,9 @@ object store. Measured side by side (``benchmarks/bench_distributed.py --size-mi
 path took 1.23x as long for one 1 GiB argument, 1.47x for 16 results of 128 MiB) but grew the
 driver by 2 GiB for the argument where the folder grew it by under 1 MiB, and its results are
 read-only zero-copy views (the known pain of ``ray.util.joblib``), where zoblib's are ordinary
-writable arrays. Against ``ray.util.joblib`` itself the folder path was 4.7x and 2.1x faster. The folder stays the default for that memory and that
-writability; an object-store path for big arrays is left open. For nodes on other
+writable arrays. Against ``ray.util.joblib`` itself the folder path was 4.7x and 2.1x faster.
+The folder stays the default for that memory and that writability; an object-store path for
+big arrays is left open. For nodes on other
 machines, ``parallel_config(store=...)`` (a shared folder or an fsspec URL) carries them as it
 does for dask; without one, as with dask, big arrays are pickled with the batches (which ray
 moves through its object store) and an :class:`~zoblib.errors.ArraysThroughEngineWarning` says
