@@ -85,8 +85,14 @@ def run(
 ) -> dict[tuple[str, str], list[float]]:
     """Per (tool, operation), the times of ``rounds`` rounds (after one untimed warm-up round)."""
     times: dict[tuple[str, str], list[float]] = {}
+    names = list(table)
     for round_number in range(rounds + 1):
-        for name, (suffix, dump, load) in table.items():
+        # Each round starts one tool later: what a tool's dump costs depends on what the tool
+        # before it freed (an fsync'd file's pages, a big file's), so no tool always follows
+        # the same one.
+        turn = round_number % len(names)
+        for name in names[turn:] + names[:turn]:
+            suffix, dump, load = table[name]
             path = os.path.join(workdir, "roundtrip" + suffix)
             _remove(path)
             os.sync()

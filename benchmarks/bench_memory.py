@@ -208,7 +208,7 @@ def run_scale(sizes: list[int], scratch: str, libraries: tuple[str, ...] = LIBRA
             print(f"scale {size} {library}: {results[(size, library)]}", file=sys.stderr, flush=True)
     rows = []
     for size in sizes:
-        zob, job = results[(size, "zoblib")], results.get((size, "joblib"))
+        zob, job = results.get((size, "zoblib")), results.get((size, "joblib"))
         for key, label in (
             ("store", "store a small result (per call)"),
             ("hit", "hit (per call)"),
@@ -221,13 +221,13 @@ def run_scale(sizes: list[int], scratch: str, libraries: tuple[str, ...] = LIBRA
                 [
                     f"{size:,}",
                     label,
-                    format_seconds(zob[key]),
+                    "-" if zob is None else format_seconds(zob[key]),
                     "-" if job is None else format_seconds(job[key]),
-                    "" if job is None else format_ratio(job[key] / zob[key]),
+                    "" if zob is None or job is None else format_ratio(job[key] / zob[key]),
                 ]
             )
-        joblib_peak = "-" if job is None else format_bytes(job["peak"])
-        rows.append([f"{size:,}", "peak RSS", format_bytes(zob["peak"]), joblib_peak, ""])
+        peaks = ["-" if found is None else format_bytes(found["peak"]) for found in (zob, job)]
+        rows.append([f"{size:,}", "peak RSS", *peaks, ""])
     print(describe_environment(["zoblib", "joblib", "numpy", "zarr"]))
     print()
     print("One fresh process per library and size (ratio > 1: zoblib is faster).")
