@@ -203,9 +203,10 @@ def run_scale(sizes: list[int], scratch: str, libraries: tuple[str, ...] = LIBRA
             location = tempfile.mkdtemp(prefix=f"{library}-scale-{size}-", dir=scratch)
             try:
                 results[(size, library)] = run_isolated(case_scale, library, location, size)
+                # Said before the cache is removed: removing a million entries takes minutes.
+                print(f"scale {size} {library}: {results[(size, library)]}", file=sys.stderr, flush=True)
             finally:
                 shutil.rmtree(location, ignore_errors=True)
-            print(f"scale {size} {library}: {results[(size, library)]}", file=sys.stderr, flush=True)
     rows = []
     for size in sizes:
         zob, job = results.get((size, "zoblib")), results.get((size, "joblib"))
