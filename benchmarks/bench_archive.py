@@ -67,6 +67,7 @@ import numpy as np
 
 import zoblib
 from _common import (
+    WARM_FACTOR,
     Sample,
     describe_environment,
     disk_usage,
@@ -80,6 +81,7 @@ from _common import (
     rss_bytes,
     run_isolated,
     snapshot_package,
+    warm_memory,
 )
 
 MIB = 1 << 20
@@ -100,8 +102,6 @@ DATAFRAME_ROWS = 10_000_000
 DATAFRAME_COLUMNS = 10
 #: Samples the ``forest`` case is fitted on at the default ``--size-mib`` (about 230 MB of trees).
 FOREST_SAMPLES = 100_000
-#: Memory written and freed before each dump and load, as a multiple of the data (see _warm_memory).
-WARM_FACTOR = 1.25
 
 
 # ---- tools -------------------------------------------------------------------------------------
@@ -386,29 +386,12 @@ def _load_and_read_middle(tool: Tool, path: str) -> Any:
     return mapped
 
 
-def _warm_memory(nbytes: int) -> None:
-    """Write ``nbytes`` of new memory, then free it.
-
-    Memory this process has not touched yet can cost far more to fault in than the work done
-    with it: on this machine (a Firecracker VM with free page reporting) pages freed by a process
-    that exited are handed back to the host after about 2 s, and faulting them in again takes
-    1.4-2.0 s of system time per GiB instead of 0.1-0.5 s (measured for issue 12). Which
-    tool's child got which kind of page then depended on timing, not on the tool: one run
-    measured a DataFrame's load at 1.42 s for zoblib and 0.26 s for joblib, and the same file
-    loaded in 0.46 s by zoblib and 0.86 s by joblib in another. Freed just before the timed
-    operation, these pages are the guest kernel's own again, for every tool alike.
-    """
-    if nbytes > 0:
-        block = np.ones(nbytes, dtype=np.uint8)
-        del block
-
-
 def run_task(task: Task) -> tuple[Sample, int]:
     """Build the task's input, run it once; return its sample and the data's size in bytes."""
     case, tool = CASES[task.case], TOOLS[task.tool]
     if task.kind in ("dump", "load"):
         sizes = [disk_usage(path) for path in (task.input_path, task.path) if os.path.exists(path)]
-        _warm_memory(int(WARM_FACTOR * max(sizes, default=0)))
+        warm_memory(int(WARM_FACTOR * max(sizes, default=0)))
     baseline = rss_bytes()
     if task.kind == "dump":
         value = case.build(task.input_path, task.fraction)

@@ -15,7 +15,9 @@ tools round after round and loads each file twice right after writing it, timing
 which finds the file in the page cache (the first may not: this machine's host pages out memory
 it judges cold, freshly written file pages included). It measures what the writers and readers
 themselves cost at page-cache speed. Each dump writes a new file after an ``os.sync()``; only the
-``zoblib fsync=True`` row fsyncs. Prints medians and fastest runs, and their ratios to joblib's.
+``zoblib fsync=True`` row fsyncs. Before each timed call, memory of 1.25x the data is written and
+freed, so that every tool gets pages the guest kernel holds (see ``_common.warm_memory``).
+Prints medians and fastest runs, and their ratios to joblib's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ import joblib
 import numpy as np
 
 import zoblib
-from _common import describe_environment, format_ratio, format_seconds, markdown_table
+from _common import (
+    WARM_FACTOR,
+    describe_environment,
+    format_ratio,
+    format_seconds,
+    markdown_table,
+    warm_memory,
+)
 
 
 def _np_save(array: np.ndarray[Any, Any], path: str) -> None:
@@ -96,12 +105,14 @@ def run(
             path = os.path.join(workdir, "roundtrip" + suffix)
             _remove(path)
             os.sync()
+            warm_memory(int(WARM_FACTOR * array.nbytes))
             start = time.perf_counter()
             dump(array, path)
             times.setdefault((name, "dump"), []).append(time.perf_counter() - start)
             # The first read after a write may go to the disk here (the host pages out memory
             # it judges cold); the timed load is the second, from the page cache.
             load(path)
+            warm_memory(int(WARM_FACTOR * array.nbytes))
             start = time.perf_counter()
             loaded = load(path)
             times.setdefault((name, "load"), []).append(time.perf_counter() - start)

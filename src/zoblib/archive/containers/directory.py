@@ -11,6 +11,7 @@ from zoblib.archive.containers.base import ByteRange, read_exactly
 from zoblib.archive.containers.staging import (
     clean_leftovers,
     fsync_directory,
+    preallocate,
     replace_directory,
     staging_path,
     start_writeback,
@@ -42,6 +43,7 @@ class DirectoryWriter(ZarrStoreWriter):
             self._made_dirs.add(parent)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            preallocate(fd, 0, nbytes)
             position = 0
             for piece in pieces:
                 view = piece

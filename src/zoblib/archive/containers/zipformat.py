@@ -3,7 +3,8 @@
 Python's ``zipfile`` computes each member's CRC-32 and writes in one thread; for a multi-GB array
 the CRC alone costs a third of the write. This writer streams member data with ``os.write``
 while a second thread computes the CRC-32 of the same pieces (with zlib-ng's vectorised CRC-32,
-5x the standard library's zlib here), then patches the local header.
+5x the standard library's zlib here), then patches the local header. A big member's disk
+blocks are reserved before its data is written (:func:`~zoblib.archive.containers.staging.preallocate`).
 Member data can start at a 4096-byte boundary (for ``np.memmap``).
 """
 
@@ -19,7 +20,7 @@ from typing import IO
 from zlib_ng import zlib_ng
 
 from zoblib.archive.batching import batches
-from zoblib.archive.containers.staging import start_writeback
+from zoblib.archive.containers.staging import preallocate, start_writeback
 from zoblib.archive.hashlane import lane_or
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
@@ -79,6 +80,8 @@ class ZipStreamWriter:
         )
         self._write(header + encoded + extra)
         data_offset = self._position
+        if self._fd is not None:
+            preallocate(self._fd, data_offset, size)
         member.crc = self._write_data(pieces, size, name)
         self._patch_crc(member)
         self._members.append(member)
