@@ -8,14 +8,11 @@ can be memory-mapped.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import errno
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -43,7 +40,14 @@ from zoblib.archive.containers.hdf5_layout import (
     dataset_form,
     file_values,
 )
-from zoblib.archive.containers.staging import clean_leftovers, replace_file, staging_path
+from zoblib.archive.containers.staging import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    clean_leftovers,
+    fallocate,
+    replace_file,
+    staging_path,
+)
 from zoblib.archive.dtypes import dtype_to_json
 from zoblib.archive.integrity import checksum
 from zoblib.archive.nodes import ArrayNode
@@ -53,11 +57,6 @@ from zoblib.errors import ZoblibError
 LIBVER = ("v110", "latest")
 #: Disk space reserved beyond what a write needs, for HDF5's metadata (flushed at close).
 RESERVE_SLACK_NBYTES = 1 << 20
-_KEEP_SIZE, _PUNCH_HOLE = 1, 2
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
-_fallocate = getattr(_libc, "fallocate", None)
-if _fallocate is not None:
-    _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
 
 
 def _write_failure(exc: BaseException) -> OSError:
@@ -80,7 +79,7 @@ class _SpaceReservation:
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR)
         self._end = 0
-        self.supported = _fallocate is not None
+        self.supported = True  # until fallocate says otherwise
 
     def ensure(self, start: int, nbytes: int) -> None:
         """Reserve ``[start, start + nbytes + slack)``; ``OSError`` (ENOSPC) if the disk is full."""
@@ -88,9 +87,8 @@ class _SpaceReservation:
         if not self.supported or end <= self._end:
             return
         begin = max(self._end, start)
-        assert _fallocate is not None
-        if _fallocate(self._fd, _KEEP_SIZE, begin, end - begin) != 0:
-            code = ctypes.get_errno()
+        code = fallocate(self._fd, FALLOC_FL_KEEP_SIZE, begin, end - begin)
+        if code != 0:
             if code in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 self.supported = False
                 return
@@ -109,8 +107,8 @@ class _SpaceReservation:
             return
         try:
             size = os.fstat(self._fd).st_size
-            if self.supported and self._end > size and _fallocate is not None:
-                _fallocate(self._fd, _KEEP_SIZE | _PUNCH_HOLE, size, self._end - size)
+            if self.supported and self._end > size:
+                fallocate(self._fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, size, self._end - size)
         finally:
             os.close(self._fd)
             self._fd = -1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import secrets
@@ -30,7 +31,8 @@ _renameat2 = getattr(_libc, "renameat2", None)
 _sync_file_range = getattr(_libc, "sync_file_range", None)
 if _sync_file_range is not None:
     _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-_FALLOC_FL_KEEP_SIZE = 1
+#: ``fallocate`` modes: reserve without changing the file's size; give reserved blocks back.
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 _fallocate = getattr(_libc, "fallocate", None)
 if _fallocate is not None:
     _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
@@ -51,6 +53,14 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
         _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
 
 
+def fallocate(fd: int, mode: int, offset: int, nbytes: int) -> int:
+    """Linux's ``fallocate(2)`` on ``nbytes`` bytes at ``offset``: 0, or the errno it failed with
+    (``ENOSYS`` where the system has no such call)."""
+    if _fallocate is None:
+        return errno.ENOSYS
+    return 0 if _fallocate(fd, mode, offset, nbytes) == 0 else ctypes.get_errno()
+
+
 def preallocate(fd: int, offset: int, nbytes: int) -> None:
     """Reserve the disk blocks for ``nbytes`` bytes at ``offset`` before they are written.
 
@@ -59,8 +69,8 @@ def preallocate(fd: int, offset: int, nbytes: int) -> None:
     file system cannot reserve (or the system has no ``fallocate``) nothing happens; a full disk
     is reported by the write itself.
     """
-    if _fallocate is not None and nbytes >= PREALLOCATE_MIN_NBYTES:
-        _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, nbytes)
+    if nbytes >= PREALLOCATE_MIN_NBYTES:
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, nbytes)
 
 
 def fsync_directory(path: str) -> None:
