@@ -389,14 +389,17 @@ def _load_and_read_middle(tool: Tool, path: str) -> Any:
 def run_task(task: Task) -> tuple[Sample, int]:
     """Build the task's input, run it once; return its sample and the data's size in bytes."""
     case, tool = CASES[task.case], TOOLS[task.tool]
-    if task.kind in ("dump", "load"):
-        sizes = [disk_usage(path) for path in (task.input_path, task.path) if os.path.exists(path)]
-        warm_memory(int(WARM_FACTOR * max(sizes, default=0)))
+    sizes = [disk_usage(path) for path in (task.input_path, task.path) if os.path.exists(path)]
+    warm_nbytes = int(WARM_FACTOR * max(sizes, default=0)) if task.kind in ("dump", "load") else 0
     baseline = rss_bytes()
     if task.kind == "dump":
         value = case.build(task.input_path, task.fraction)
+        # Warmed after the input is built, so that the pages the dump's file takes are these
+        # (warmed first, building the input took them and the dump faulted in the host's).
+        warm_memory(warm_nbytes)
         _, sample = measure(lambda: tool.dump(value, task.path), baseline=baseline)
         return sample, _nbytes(value)
+    warm_memory(warm_nbytes)
     operations: dict[str, Callable[[], Any]] = {
         "load": lambda: tool.load(task.path),
         "mmap-load": lambda: tool.mmap_load(task.path),  # type: ignore[misc]
