@@ -209,8 +209,8 @@ class RayBackend(ParallelBackendBase):
         """Cancel the queued batches and kill the workers running the others (``force=True``).
 
         Returns once ray has settled the cancelled tasks (at most :data:`ABORT_WAIT_SECONDS`),
-        so that the call raises after its workers are gone, as loky's does, and the next call's
-        batches are not handed to a worker that is still being killed.
+        so that the next call's batches are not handed to a worker that is still being killed;
+        the killed worker processes may exit a moment after that.
         """
         with self._lock:
             pending, self._pending = list(self._pending), set()
