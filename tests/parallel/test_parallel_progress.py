@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import tqdm.auto
-from parallel_helpers import fail_on, square
+from parallel_helpers import fail_on, sleep_then_return, square
 
 from zoblib.parallel import Parallel, delayed, parallel_config
 from zoblib.parallel.progress import Progress
@@ -81,8 +81,11 @@ def test_an_error_midway_closes_the_bar(n_jobs: int, capsys: pytest.CaptureFixtu
 
 
 def test_an_abandoned_generator_closes_the_bar(capsys: pytest.CaptureFixture[str]) -> None:
-    results = Parallel(n_jobs=2, return_as="generator", progress_bar=True)(
-        delayed(square)(i) for i in range(50)
+    # The tasks after the first take 0.2 s each (5 s for all on two workers), so the bar is
+    # closed long before the last would finish: with instant tasks the workers could finish
+    # all 50 before close(), and a full bar would then be right (that flaked in CI).
+    results = Parallel(n_jobs=2, return_as="generator", progress_bar=True, batch_size=1)(
+        delayed(sleep_then_return)(0.0 if i == 0 else 0.2, i) for i in range(50)
     )
     assert next(results) == 0
     results.close()

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
 
 #: Aim for batches running this long: long enough to hide the round trip, short enough to
 #: keep workers evenly loaded.
@@ -140,3 +144,47 @@ class BatchSizer:
         else:
             # Smooth, but let a change of regime show within a few batches.
             self.seconds_per_task = 0.5 * self.seconds_per_task + 0.5 * per_task
+
+
+class InputReader(Generic[_T]):
+    """Take tasks from ``Parallel``'s input in reads, and tell when the input has ended.
+
+    Parameters
+    ----------
+    tasks
+        The input.
+    look_ahead
+        Take one task more than asked when a read is full, to tell whether the input ended
+        right at its end (kept for the next read). Without it, an input that ends at a read's
+        end is seen to end only by the next, empty read.
+    """
+
+    def __init__(self, tasks: Iterable[_T], look_ahead: bool) -> None:
+        self._tasks: Iterator[_T] = iter(tasks)
+        self._look_ahead = look_ahead
+        self._kept: list[_T] = []
+
+    def take(self, count: int) -> tuple[list[_T], bool]:
+        """Return up to ``count`` tasks, and whether the input has no more.
+
+        An error raised by the input while looking ahead is raised by the next call, after
+        the caller had the tasks read before it, as it would have been without looking ahead.
+        """
+        tasks = self._kept + list(itertools.islice(self._tasks, count - len(self._kept)))
+        self._kept = []
+        if len(tasks) < count:
+            return tasks, True
+        if not self._look_ahead:
+            return tasks, False
+        try:
+            self._kept = list(itertools.islice(self._tasks, 1))
+        except Exception as error:
+            self._tasks = _raise_when_read(error)
+            return tasks, False
+        return tasks, not self._kept
+
+
+def _raise_when_read(error: Exception) -> Iterator[_T]:
+    """An input whose next read raises ``error``, raised by the input earlier."""
+    raise error
+    yield  # a generator: the error waits for the first read

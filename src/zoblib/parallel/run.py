@@ -9,7 +9,6 @@ and deletes the call's temporary folder.
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import pickle
 import time
@@ -21,7 +20,7 @@ from typing import Any
 from zoblib.errors import ArchiveError, ParallelTimeoutError, RemoteTaskError, WorkerDiedError
 from zoblib.parallel import pickling
 from zoblib.parallel.backends.base import ParallelBackendBase
-from zoblib.parallel.batching import BatchSizer
+from zoblib.parallel.batching import BatchSizer, InputReader
 from zoblib.parallel.delayed import Task, check_task
 from zoblib.parallel.progress import Progress
 from zoblib.parallel.store import ArrayStore
@@ -102,7 +101,8 @@ class CallRun:
         if plan.pre_dispatch is None:
             tasks = list(tasks)  # 'all': take every task now; batches stay adaptive
         self._remaining: int | None = len(tasks) if isinstance(tasks, Sized) else None
-        self._tasks = iter(tasks)
+        adaptive_tail = self._remaining is None and plan.batch_size is None
+        self._tasks = InputReader[Any](tasks, look_ahead=adaptive_tail)
         self._next_index = 0
         self._read = 0  # tasks taken from the input so far
         self._ready: collections.deque[list[Task]] = collections.deque()
@@ -194,17 +194,18 @@ class CallRun:
         size = self._sizer.next_size(self._remaining)
         # Without a length, read a batch for every worker at once: when the input ends inside
         # that read, its tail is cut small and spread, instead of one big last batch running on
-        # one worker while the others wait (what made 10,000 tiny tasks slower than joblib).
+        # one worker while the others wait (what made 10,000 tiny tasks slower than joblib);
+        # the reader looks one task ahead to tell an input that ends right at the read's end.
         # Never more batches than pre_dispatch leaves room for: the input is consumed only that
         # far ahead of the tasks done (joblib's contract, which lazy producers rely on).
         room = max(1, self._in_flight_limit - len(self._pending))
         wanted = size if self._remaining is not None else size * min(self.plan.n_jobs, room)
-        tasks = list(itertools.islice(self._tasks, wanted))
+        tasks, ended = self._tasks.take(wanted)
         for offset, task in enumerate(tasks):
             if type(task) is not tuple or len(task) != 3:
                 check_task(task, self._read + offset)  # explains what is wrong
         self._read += len(tasks)
-        if len(tasks) < wanted:
+        if ended:
             self._exhausted = True
             self.progress.set_total(self._read)
             if self._remaining is None and self.plan.batch_size is None:  # a fixed size stays
